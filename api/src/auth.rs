@@ -1,0 +1,142 @@
+//! Authentication and authorisation live in the extractor types: a handler that takes `Caller<AdminScope>`
+//! cannot run for a key without the `admin` scope, and gets the authenticated tenant to scope every query by.
+
+use std::marker::PhantomData;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use faceplate_store::credentials::parse_bearer_token;
+use faceplate_store::{ApiKey, AuthRejection, Provenance, Scope, Tenant, TenantStatus};
+use futures_util::future::LocalBoxFuture;
+
+use crate::context::RequestContext;
+use crate::error::{ApiError, ErrorCode};
+use crate::state::AppState;
+
+/// The scope an endpoint needs.
+pub trait RequiredScope {
+    const SCOPE: Option<Scope>;
+}
+
+/// Any valid key of an active tenant.
+pub struct AnyScope;
+impl RequiredScope for AnyScope {
+    const SCOPE: Option<Scope> = None;
+}
+
+/// A key with the `admin` scope: manages the tenant's keys, reads its audit log.
+pub struct AdminScope;
+impl RequiredScope for AdminScope {
+    const SCOPE: Option<Scope> = Some(Scope::Admin);
+}
+
+/// The authenticated tenant and key behind a request.
+pub struct Caller<S: RequiredScope = AnyScope> {
+    pub tenant: Tenant,
+    pub key: ApiKey,
+    pub ctx: RequestContext,
+    _scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope> Caller<S> {
+    /// Provenance for audit entries made on this caller's behalf.
+    pub fn provenance(&self) -> Provenance {
+        Provenance {
+            actor: faceplate_store::Actor::Key(self.key.id.clone()),
+            request_id: Some(self.ctx.request_id.to_string()),
+        }
+    }
+}
+
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("missing credentials: send `Authorization: Bearer <api key>`"))?;
+    let value = value.to_str().map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthenticated("use `Authorization: Bearer <api key>`"));
+    }
+    Ok(token.trim())
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>().cloned().ok_or_else(|| ApiError::internal("AppState missing"))
+}
+
+impl<S: RequiredScope + 'static> FromRequest for Caller<S> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let parsed = bearer_token(req).and_then(|token| {
+            parse_bearer_token(token)
+                .map(|(id, secret)| (id, secret.to_string()))
+                .ok_or_else(|| ApiError::unauthenticated("invalid API key"))
+        });
+        let state = state(req);
+        let req = req.clone();
+        Box::pin(async move {
+            let (key_id, secret) = parsed?;
+            let state = state?;
+            let authenticated = match state.stores.control().authenticate(&key_id, &secret).await? {
+                Ok(authenticated) => authenticated,
+                Err(AuthRejection::Invalid) => return Err(ApiError::unauthenticated("invalid API key")),
+                Err(AuthRejection::Revoked) => return Err(ApiError::unauthenticated("this API key has been revoked")),
+                Err(AuthRejection::Expired) => return Err(ApiError::unauthenticated("this API key has expired")),
+            };
+            req.extensions_mut().insert(authenticated.tenant.id.clone());
+            if authenticated.tenant.status == TenantStatus::Suspended {
+                return Err(ApiError::new(
+                    ErrorCode::TenantSuspended,
+                    "this tenant is suspended; contact the operator",
+                ));
+            }
+            if let Some(scope) = S::SCOPE
+                && !authenticated.key.has_scope(scope)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::AuthorizationError,
+                    format!("this API key lacks the `{scope}` scope"),
+                ));
+            }
+            let ctx = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
+            Ok(Caller { tenant: authenticated.tenant, key: authenticated.key, ctx, _scope: PhantomData })
+        })
+    }
+}
+
+/// The platform operator, authenticated by the configured operator token.
+pub struct Operator {
+    pub ctx: RequestContext,
+}
+
+impl Operator {
+    pub fn provenance(&self) -> Provenance {
+        Provenance { actor: faceplate_store::Actor::Operator, request_id: Some(self.ctx.request_id.to_string()) }
+    }
+}
+
+impl FromRequest for Operator {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let result = (|| {
+            let state = state(req)?;
+            let token = bearer_token(req)?;
+            match state.check_operator_token(token) {
+                None => Err(ApiError::unauthenticated(
+                    "the operator API is disabled: set operator_token in the configuration",
+                )),
+                Some(false) => Err(ApiError::unauthenticated("invalid operator token")),
+                Some(true) => {
+                    Ok(Operator { ctx: req.extensions().get::<RequestContext>().cloned().unwrap_or_default() })
+                }
+            }
+        })();
+        std::future::ready(result)
+    }
+}

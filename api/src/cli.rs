@@ -1,0 +1,409 @@
+//! The `faceplate` command line: run the server, migrate, and manage tenants and keys directly in the stores
+//! (no server needed). Human output by default, `--json` for scripts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use faceplate_store::{
+    ApiKey, IssuedKey, KeyId, NewKey, Provenance, RegionName, Scope, Stores, Tenant, TenantId, TenantStatus,
+};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::config::{CONFIG_FILE_ENV, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "faceplate",
+    version,
+    about = "Faceplate: a self-hosted face and document AI API platform",
+    long_about = "Faceplate: a self-hosted face and document AI API platform.\n\n\
+        Quick start on the embedded default (SQLite files under ./data):\n  \
+        faceplate serve\n  \
+        faceplate tenant create --name acme\n  \
+        faceplate key create --tenant acme --name ci --scope admin --scope face\n  \
+        curl -H 'Authorization: Bearer <token>' http://127.0.0.1:8080/v1/me"
+)]
+pub struct Cli {
+    /// Configuration file (TOML). FACEPLATE_* environment variables override it.
+    #[arg(long, short, global = true, env = CONFIG_FILE_ENV, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP API server (applies pending migrations first).
+    Serve {
+        /// Address to listen on (overrides `listen` in the config), e.g. 0.0.0.0:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply pending database migrations to the control store and every region store.
+    Migrate,
+    /// Inspect the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print the OpenAPI 3.1 document of this build.
+    Openapi,
+    /// Manage tenants (client businesses).
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage a tenant's API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, then print it with secrets hidden.
+    Check,
+}
+
+#[derive(Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant. Its home region is fixed from now on.
+    Create {
+        /// Unique display name, e.g. acme.
+        #[arg(long)]
+        name: String,
+        /// Home region (default: the configured default region).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// List tenants, oldest first.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Continue after this tenant id.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Show one tenant.
+    Show { tenant: String },
+    /// Suspend a tenant: its keys are refused until it is resumed.
+    Suspend { tenant: String },
+    /// Resume a suspended tenant.
+    Resume { tenant: String },
+    /// Delete a tenant, its keys and everything it owns in its region. Irreversible.
+    Delete {
+        tenant: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Create a key; prints its secret (the only time it is shown).
+    Create(CreateKeyArgs),
+    /// List a tenant's keys.
+    List {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key: it stops working at once.
+    Revoke {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The key id (fpk_...).
+        key: String,
+    },
+    /// Issue a new secret for a key; the old one works for the grace period.
+    Rotate {
+        /// Tenant id or name.
+        #[arg(long)]
+        tenant: String,
+        /// The key id (fpk_...).
+        key: String,
+        /// Seconds the old secret keeps working (max 604800).
+        #[arg(long, default_value_t = 0)]
+        grace_seconds: i64,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateKeyArgs {
+    /// Tenant id or name.
+    #[arg(long)]
+    tenant: String,
+    /// What the key is for, e.g. ci.
+    #[arg(long)]
+    name: String,
+    /// A scope to grant (repeat): admin, face, ocr, plate, object. Default: every product scope, not admin.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Seconds until the key expires.
+    #[arg(long, value_name = "SECONDS")]
+    expires_in: Option<i64>,
+    /// Requests per second for this key (overrides the plan).
+    #[arg(long)]
+    rate_limit_qps: Option<i32>,
+    /// Concurrent requests for this key (overrides the plan).
+    #[arg(long)]
+    max_concurrency: Option<i32>,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref())?;
+    let out = Output { json: cli.json };
+    match cli.command {
+        Command::Serve { listen } => {
+            crate::telemetry::init(&config.log);
+            crate::server::serve(&config, listen.unwrap_or(config.listen)).await
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let view = config.redacted()?;
+            if out.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("configuration is valid\n{}", serde_json::to_string_pretty(&view)?);
+            }
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", crate::routes::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        Command::Migrate => {
+            let (_, report) = open_stores(&config).await?;
+            if out.json {
+                let applied: serde_json::Map<_, _> = report.into_iter().map(|(s, v)| (s, json!(v))).collect();
+                println!("{}", json!({ "applied": applied }));
+            } else {
+                for (store, applied) in report {
+                    if applied.is_empty() {
+                        println!("{store}: up to date");
+                    } else {
+                        println!("{store}: applied {}", applied.join(", "));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Tenant(command) => {
+            let (stores, _) = open_stores(&config).await?;
+            tenant_command(&stores, &config, command, &out).await
+        }
+        Command::Key(command) => {
+            let (stores, _) = open_stores(&config).await?;
+            key_command(&stores, command, &out).await
+        }
+    }
+}
+
+async fn open_stores(config: &Config) -> anyhow::Result<(Stores, faceplate_store::MigrationReport)> {
+    let secret = config.server_secret()?;
+    Stores::open(&config.stores()?, secret.expose_secret().as_bytes()).await.context("opening the stores")
+}
+
+async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand, out: &Output) -> anyhow::Result<()> {
+    let by = Provenance::cli();
+    match command {
+        TenantCommand::Create { name, region } => {
+            let region = match region {
+                Some(r) => RegionName::parse(&r)?,
+                None => config.default_region()?,
+            };
+            let tenant = stores.create_tenant(&name, &region, &by).await?;
+            out.tenant(&tenant, "Created tenant");
+        }
+        TenantCommand::List { limit, after } => {
+            if !(1..=1000).contains(&limit) {
+                bail!("--limit must be between 1 and 1000");
+            }
+            let after = after.map(|a| TenantId::parse(&a).context("--after must be a tenant id")).transpose()?;
+            let tenants = stores.control().list_tenants(after, limit).await?;
+            if out.json {
+                println!("{}", serde_json::to_string(&tenants.iter().map(tenant_json).collect::<Vec<_>>())?);
+            } else if tenants.is_empty() {
+                println!("no tenants");
+            } else {
+                println!("{:<40} {:<10} {:<12} NAME", "ID", "STATUS", "REGION");
+                for t in &tenants {
+                    println!("{:<40} {:<10} {:<12} {}", t.id, t.status.as_str(), t.home_region, t.name);
+                }
+            }
+        }
+        TenantCommand::Show { tenant } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            out.tenant(&tenant, "Tenant");
+        }
+        TenantCommand::Suspend { tenant } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let tenant = stores.set_tenant_status(&tenant.id, TenantStatus::Suspended, &by).await?;
+            out.tenant(&tenant, "Suspended tenant");
+        }
+        TenantCommand::Resume { tenant } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let tenant = stores.set_tenant_status(&tenant.id, TenantStatus::Active, &by).await?;
+            out.tenant(&tenant, "Resumed tenant");
+        }
+        TenantCommand::Delete { tenant, yes } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            if !yes {
+                bail!(
+                    "deleting tenant {} ({}) removes its keys and all its data; add --yes to confirm",
+                    tenant.name,
+                    tenant.id
+                );
+            }
+            let removed = stores.delete_tenant(&tenant.id).await?;
+            if out.json {
+                println!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed}));
+            } else {
+                println!(
+                    "Deleted tenant {} ({}) and {removed} rows in region {}",
+                    tenant.name, tenant.id, tenant.home_region
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key_command(stores: &Stores, command: KeyCommand, out: &Output) -> anyhow::Result<()> {
+    let by = Provenance::cli();
+    match command {
+        KeyCommand::Create(args) => {
+            let tenant = stores.control().find_tenant(&args.tenant).await?;
+            let scopes = if args.scopes.is_empty() {
+                Scope::PRODUCTS.to_vec()
+            } else {
+                args.scopes.iter().map(|s| s.parse::<Scope>()).collect::<Result<Vec<_>, _>>()?
+            };
+            let expires_at = match args.expires_in {
+                Some(s) if s > 0 => Some(faceplate_store::control::expiry_after(s)),
+                Some(_) => bail!("--expires-in must be positive"),
+                None => None,
+            };
+            let new = NewKey {
+                name: args.name,
+                scopes,
+                expires_at,
+                rate_limit_qps: args.rate_limit_qps,
+                max_concurrency: args.max_concurrency,
+            };
+            let issued = stores.create_key(&tenant, new, &by).await?;
+            out.issued(&tenant, &issued, "Created key");
+        }
+        KeyCommand::List { tenant } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let keys =
+                stores.control().list_keys(&tenant.id, None, faceplate_store::control::MAX_KEYS_PER_TENANT).await?;
+            if out.json {
+                println!("{}", serde_json::to_string(&keys.iter().map(key_json).collect::<Vec<_>>())?);
+            } else if keys.is_empty() {
+                println!("tenant {} has no keys", tenant.name);
+            } else {
+                println!("{:<42} {:<8} {:<28} NAME", "ID", "STATUS", "SCOPES");
+                for k in &keys {
+                    println!("{:<42} {:<8} {:<28} {}", k.id, key_status(k), scopes_text(&k.scopes), k.name);
+                }
+            }
+        }
+        KeyCommand::Revoke { tenant, key } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let id = KeyId::parse(&key).context("not a key id (fpk_...)")?;
+            let key = stores.revoke_key(&tenant, &id, &by).await?;
+            if out.json {
+                println!("{}", key_json(&key));
+            } else {
+                println!("Revoked key {} ({})", key.id, key.name);
+            }
+        }
+        KeyCommand::Rotate { tenant, key, grace_seconds } => {
+            if !(0..=604_800).contains(&grace_seconds) {
+                bail!("--grace-seconds must be between 0 and 604800");
+            }
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let id = KeyId::parse(&key).context("not a key id (fpk_...)")?;
+            let issued = stores.rotate_key(&tenant, &id, chrono::Duration::seconds(grace_seconds), &by).await?;
+            out.issued(&tenant, &issued, "Rotated key");
+        }
+    }
+    Ok(())
+}
+
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    fn tenant(&self, t: &Tenant, heading: &str) {
+        if self.json {
+            println!("{}", tenant_json(t));
+        } else {
+            println!(
+                "{heading} {} ({})\n  status:      {}\n  home region: {}\n  created:     {}",
+                t.name,
+                t.id,
+                t.status.as_str(),
+                t.home_region,
+                t.created_at.to_rfc3339()
+            );
+        }
+    }
+
+    fn issued(&self, tenant: &Tenant, issued: &IssuedKey, heading: &str) {
+        let key = &issued.key;
+        if self.json {
+            let mut value = key_json(key);
+            value["token"] = json!(issued.bearer_token());
+            value["api_key"] = json!(key.id);
+            value["api_secret"] = json!(issued.secret);
+            println!("{value}");
+        } else {
+            println!(
+                "{heading} {} for tenant {} ({})\n  name:       {}\n  scopes:     {}\n  expires:    {}\n  token:      {}\n  api_key:    {}\n  api_secret: {}\n\
+                 Use `Authorization: Bearer <token>`, or the Face++ form fields api_key and api_secret.\n\
+                 The secret is shown only now: store it safely.",
+                key.id,
+                tenant.name,
+                tenant.id,
+                key.name,
+                scopes_text(&key.scopes),
+                key.expires_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "never".into()),
+                issued.bearer_token(),
+                key.id,
+                issued.secret,
+            );
+        }
+    }
+}
+
+fn tenant_json(t: &Tenant) -> serde_json::Value {
+    json!({"id": t.id, "name": t.name, "home_region": t.home_region, "status": t.status, "created_at": t.created_at})
+}
+
+fn key_json(k: &ApiKey) -> serde_json::Value {
+    json!({
+        "id": k.id, "tenant_id": k.tenant_id, "name": k.name, "scopes": k.scopes, "status": key_status(k),
+        "expires_at": k.expires_at, "revoked_at": k.revoked_at, "last_used_at": k.last_used_at,
+        "created_at": k.created_at, "rate_limit_qps": k.rate_limit_qps, "max_concurrency": k.max_concurrency,
+    })
+}
+
+fn key_status(k: &ApiKey) -> &'static str {
+    if k.revoked_at.is_some() {
+        "revoked"
+    } else if k.expires_at.is_some_and(|t| t <= chrono::Utc::now()) {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+fn scopes_text(scopes: &[Scope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}

@@ -1,0 +1,275 @@
+//! Configuration: a TOML file, then `FACEPLATE_*` environment variables on top (nested keys with `__`, e.g.
+//! `FACEPLATE_REGIONS__EU__DATABASE_URL`). Unknown keys are errors, so a typo never silently falls back to a
+//! default. Secrets are `SecretString`s: they print as `[REDACTED]`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use faceplate_store::{DatabaseUrl, RegionName, StoresConfig};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub const ENV_PREFIX: &str = "FACEPLATE_";
+/// The environment variable naming the config file; read by the CLI, so not a config key itself.
+pub const CONFIG_FILE_ENV: &str = "FACEPLATE_CONFIG";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the embedded default keeps its SQLite files and generated server secret.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Control-plane database (tenants, API keys). Default: `sqlite://<data_dir>/control.db`.
+    #[serde(default)]
+    pub control_database_url: Option<String>,
+    /// Region data stores by name. Default: one region `local` at `sqlite://<data_dir>/region-local.db`.
+    #[serde(default)]
+    pub regions: BTreeMap<String, RegionConfig>,
+    /// Region for new tenants when none is given. Default: `local` if configured, else the only region.
+    #[serde(default)]
+    pub default_region: Option<String>,
+    /// Keys the API-key hashes. Every node sharing a control database must use the same one. Default on
+    /// SQLite: generated once into `<data_dir>/server.secret`.
+    #[serde(default)]
+    pub server_secret: Option<SecretString>,
+    /// Bearer token for the operator admin API (`/admin/v1`). Unset: the admin API refuses every call.
+    #[serde(default)]
+    pub operator_token: Option<SecretString>,
+    /// Connections per database pool.
+    #[serde(default = "default_max_connections")]
+    pub max_db_connections: usize,
+    /// Largest JSON body accepted, in bytes.
+    #[serde(default = "default_json_limit")]
+    pub max_json_bytes: usize,
+    /// HTTP worker threads. Default: one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout_secs: u64,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    pub database_url: String,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter, e.g. `info` or `faceplate_api=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::default(), level: default_log_level() }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_max_connections() -> usize {
+    8
+}
+fn default_json_limit() -> usize {
+    64 * 1024
+}
+fn default_shutdown_timeout() -> u64 {
+    30
+}
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
+impl Config {
+    /// Loads the file (if given: it must exist) and the environment, then validates.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut figment = Figment::new();
+        if let Some(file) = file {
+            if !file.is_file() {
+                bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        for name in self.regions.keys() {
+            RegionName::parse(name)?;
+        }
+        if self.max_db_connections == 0 || self.max_json_bytes == 0 {
+            bail!("max_db_connections and max_json_bytes must be positive");
+        }
+        if let Some(token) = &self.operator_token
+            && token.expose_secret().len() < 16
+        {
+            bail!("operator_token must be at least 16 characters");
+        }
+        if let Some(secret) = &self.server_secret
+            && secret.expose_secret().len() < 16
+        {
+            bail!("server_secret must be at least 16 characters");
+        }
+        self.stores()?;
+        self.default_region()?;
+        Ok(())
+    }
+
+    /// The database layout, with defaults filled in and every URL parsed.
+    pub fn stores(&self) -> anyhow::Result<StoresConfig> {
+        let control = self
+            .control_database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("control.db").display()));
+        let control_url = DatabaseUrl::parse(&control).context("control_database_url")?;
+        let mut regions = BTreeMap::new();
+        if self.regions.is_empty() {
+            let url = format!("sqlite://{}", self.data_dir.join("region-local.db").display());
+            regions.insert(RegionName::parse("local")?, DatabaseUrl::parse(&url)?);
+        }
+        for (name, region) in &self.regions {
+            let url =
+                DatabaseUrl::parse(&region.database_url).with_context(|| format!("regions.{name}.database_url"))?;
+            regions.insert(RegionName::parse(name)?, url);
+        }
+        Ok(StoresConfig { control_url, regions, max_connections: self.max_db_connections })
+    }
+
+    pub fn default_region(&self) -> anyhow::Result<RegionName> {
+        let stores = self.stores()?;
+        if let Some(name) = &self.default_region {
+            let name = RegionName::parse(name)?;
+            if !stores.regions.contains_key(&name) {
+                bail!("default_region `{name}` is not among the configured regions");
+            }
+            return Ok(name);
+        }
+        let local = RegionName::parse("local")?;
+        if stores.regions.contains_key(&local) {
+            return Ok(local);
+        }
+        let mut names = stores.regions.into_keys();
+        match (names.next(), names.next()) {
+            (Some(only), None) => Ok(only),
+            _ => bail!("several regions are configured and none is `local`: set default_region"),
+        }
+    }
+
+    /// The server secret: configured, or (embedded default only) read from / created in the data directory.
+    /// With a PostgreSQL control store several nodes share the keys, so a per-node file would break them.
+    pub fn server_secret(&self) -> anyhow::Result<SecretString> {
+        if let Some(secret) = &self.server_secret {
+            return Ok(secret.clone());
+        }
+        if matches!(self.stores()?.control_url, DatabaseUrl::Postgres(_)) {
+            bail!(
+                "server_secret must be set when the control store is PostgreSQL (all nodes must share it): \
+                 set FACEPLATE_SERVER_SECRET or server_secret in the config file"
+            );
+        }
+        let path = self.data_dir.join("server.secret");
+        if let Ok(existing) = std::fs::read_to_string(&path) {
+            let existing = existing.trim().to_string();
+            if existing.len() >= 16 {
+                return Ok(SecretString::from(existing));
+            }
+            bail!("{} is too short; delete it to generate a new one (existing keys stop working)", path.display());
+        }
+        std::fs::create_dir_all(&self.data_dir).with_context(|| format!("creating {}", self.data_dir.display()))?;
+        let secret = random_hex(32);
+        write_private_file(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+        Ok(SecretString::from(secret))
+    }
+
+    /// A printable view of the effective configuration: defaults filled in, secrets shown only as set/unset.
+    pub fn redacted(&self) -> anyhow::Result<serde_json::Value> {
+        let stores = self.stores()?;
+        let regions: BTreeMap<_, _> =
+            stores.regions.iter().map(|(name, url)| (name.to_string(), url.redacted())).collect();
+        let secret_state = |s: &Option<SecretString>| if s.is_some() { "set" } else { "unset" };
+        Ok(serde_json::json!({
+            "listen": self.listen.to_string(),
+            "data_dir": self.data_dir,
+            "control_database_url": stores.control_url.redacted(),
+            "regions": regions,
+            "default_region": self.default_region()?.to_string(),
+            "server_secret": secret_state(&self.server_secret),
+            "operator_token": secret_state(&self.operator_token),
+            "max_db_connections": self.max_db_connections,
+            "max_json_bytes": self.max_json_bytes,
+            "workers": self.workers,
+            "shutdown_timeout_secs": self.shutdown_timeout_secs,
+            "log": self.log,
+        }))
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    let mut lines = Vec::new();
+    for error in e {
+        let path = error.path.join(".");
+        let source = match &error.metadata {
+            Some(meta) if meta.name.contains("environment") => {
+                format!(" (from the environment: {}{})", ENV_PREFIX, path.to_uppercase().replace('.', "__"))
+            }
+            Some(meta) => {
+                format!(" (from {})", meta.source.as_ref().map(|s| s.to_string()).unwrap_or(meta.name.to_string()))
+            }
+            None => String::new(),
+        };
+        lines.push(format!("invalid configuration{source}: {}", error.kind));
+    }
+    lines.join("\n")
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}

@@ -1,0 +1,223 @@
+//! The one table of error codes, the JSON envelope every error is sent in, and the exhaustive mapping from
+//! every internal error to a code. Internal detail goes to the logs, never to the caller.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use faceplate_store::{Entity, StoreError};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Declares the error-code table once: variant, wire name (Face++'s where Face++ has the error), HTTP status
+/// and meaning.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal => $status:ident,)+) => {
+        /// Stable, machine-readable error codes. Clients branch on these, never on messages.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
+        }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(ErrorCode::$variant => StatusCode::$status,)+
+                }
+            }
+
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $name,)+
+                }
+            }
+
+            pub fn description(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => concat!($($doc),+).trim_ascii(),)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// No credentials, malformed credentials, or a key that is unknown, revoked or expired.
+    AuthenticationError = "AUTHENTICATION_ERROR" => UNAUTHORIZED,
+    /// The key is valid but lacks the scope this endpoint needs.
+    AuthorizationError = "AUTHORIZATION_ERROR" => FORBIDDEN,
+    /// The tenant is suspended by the operator; its keys are refused until it is resumed.
+    TenantSuspended = "TENANT_SUSPENDED" => FORBIDDEN,
+    /// A required argument is missing.
+    MissingArguments = "MISSING_ARGUMENTS" => BAD_REQUEST,
+    /// An argument is malformed or out of range, or the body is not valid JSON.
+    BadArguments = "BAD_ARGUMENTS" => BAD_REQUEST,
+    /// The uploaded image is larger than the configured limit.
+    ImageFileTooLarge = "IMAGE_FILE_TOO_LARGE" => BAD_REQUEST,
+    /// No such endpoint.
+    ApiNotFound = "API_NOT_FOUND" => NOT_FOUND,
+    /// No such tenant.
+    TenantNotFound = "TENANT_NOT_FOUND" => NOT_FOUND,
+    /// No such API key for this tenant.
+    KeyNotFound = "KEY_NOT_FOUND" => NOT_FOUND,
+    /// No such audit event for this tenant.
+    AuditEventNotFound = "AUDIT_EVENT_NOT_FOUND" => NOT_FOUND,
+    /// The endpoint exists but not with this HTTP method; see the Allow header.
+    MethodNotAllowed = "METHOD_NOT_ALLOWED" => METHOD_NOT_ALLOWED,
+    /// The request conflicts with the current state (a name already taken, a revoked key).
+    Conflict = "CONFLICT" => CONFLICT,
+    /// The request body is larger than this endpoint accepts.
+    RequestEntityTooLarge = "REQUEST_ENTITY_TOO_LARGE" => PAYLOAD_TOO_LARGE,
+    /// The request body has a content type this endpoint does not accept.
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE" => UNSUPPORTED_MEDIA_TYPE,
+    /// The tenant's data lives in a region this node does not serve.
+    WrongRegion = "WRONG_REGION" => MISDIRECTED_REQUEST,
+    /// An unexpected server-side failure; the request id identifies it in the logs.
+    InternalError = "INTERNAL_ERROR" => INTERNAL_SERVER_ERROR,
+    /// A dependency (a database) is unavailable; retry later.
+    ServiceUnavailable = "SERVICE_UNAVAILABLE" => SERVICE_UNAVAILABLE,
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Identifies this request in our logs; also in the `X-Request-Id` header.
+    pub request_id: String,
+    /// Milliseconds spent on the request.
+    pub time_used: u64,
+    pub error: ErrorBody,
+    /// `CODE: message`, the form Face++ clients read.
+    pub error_message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// Human-readable explanation; may change between versions.
+    pub message: String,
+}
+
+/// An error on its way to the caller. The envelope (request id, time used) is filled in by the request
+/// middleware, which sees every response; `internal` is logged there and never sent.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub internal: Option<String>,
+    /// Extra headers, e.g. `Allow` for 405.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError { code, message: message.into(), internal: None, headers: Vec::new() }
+    }
+
+    pub fn internal(detail: impl fmt::Display) -> Self {
+        ApiError {
+            internal: Some(detail.to_string()),
+            ..ApiError::new(ErrorCode::InternalError, "internal error; quote the request id when reporting it")
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::AuthenticationError, message)
+    }
+
+    pub fn bad_arguments(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::BadArguments, message)
+    }
+
+    pub fn envelope(&self, request_id: &str, time_used: u64) -> ErrorEnvelope {
+        ErrorEnvelope {
+            request_id: request_id.to_string(),
+            time_used,
+            error: ErrorBody { code: self.code, message: self.message.clone() },
+            error_message: format!("{}: {}", self.code, self.message),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    /// The body is rendered by the middleware (it knows the request id); here we only attach the error.
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        for (name, value) in &self.headers {
+            response.insert_header((*name, value.clone()));
+        }
+        let mut response = response.finish();
+        response.extensions_mut().insert(self.clone());
+        response
+    }
+}
+
+/// Every store error has exactly one meaning for the caller. No catch-all arm: a new variant must be mapped.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(entity) => {
+                let code = match entity {
+                    Entity::Tenant => ErrorCode::TenantNotFound,
+                    Entity::ApiKey => ErrorCode::KeyNotFound,
+                    Entity::AuditEvent => ErrorCode::AuditEventNotFound,
+                };
+                ApiError::new(code, format!("{entity} not found"))
+            }
+            StoreError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            StoreError::Invalid(message) => ApiError::new(ErrorCode::BadArguments, message),
+            StoreError::RegionNotConfigured(region) => ApiError::new(
+                ErrorCode::WrongRegion,
+                format!("this tenant's data lives in region `{region}`, which this node does not serve"),
+            ),
+            e @ (StoreError::Unavailable(_) | StoreError::Migration(_)) => ApiError {
+                internal: Some(e.to_string()),
+                ..ApiError::new(ErrorCode::ServiceUnavailable, "a database is unavailable; retry later")
+            },
+            e @ (StoreError::BadUrl(_) | StoreError::Database(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_have_unique_wire_names_and_error_statuses() {
+        let mut names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), ErrorCode::ALL.len());
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).expect("serialises"), code.as_str(), "serde and table agree");
+            assert!(code.status().is_client_error() || code.status().is_server_error(), "{code}");
+            assert!(!code.description().is_empty());
+        }
+        assert_eq!(ErrorCode::AuthenticationError.as_str(), "AUTHENTICATION_ERROR");
+        assert_eq!(ErrorCode::ImageFileTooLarge.as_str(), "IMAGE_FILE_TOO_LARGE");
+    }
+}

@@ -1,0 +1,14 @@
+//! Faceplate's HTTP API (actix-web) and the `faceplate` command line. Thin adapters over the store: handlers
+//! authenticate, parse, call the store and render; they hold no business rules of their own.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod metrics;
+pub mod observe;
+pub mod routes;
+pub mod server;
+pub mod state;
+pub mod telemetry;

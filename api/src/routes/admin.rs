@@ -1,0 +1,268 @@
+//! The operator admin API (`/admin/v1`), authenticated by the operator token: tenants and their keys.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use faceplate_store::{RegionName, Tenant, TenantId, TenantStatus};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::Operator;
+use crate::context::Meta;
+use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::routes::keys::{KeyList, KeyResponse, parse_key_id};
+use crate::routes::types::{CreateKeyRequest, IssuedKeyView, KeyView, PageQuery, TenantView, next_after};
+use crate::state::AppState;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Unique, 1-100 characters.
+    pub name: String,
+    /// Home region; default: the configured default region. Cannot be changed later.
+    pub region: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantResponse {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub tenant: TenantView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub tenants: Vec<TenantView>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantDeleted {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub tenant_id: String,
+    /// Rows removed from the tenant's region store.
+    pub region_rows_deleted: usize,
+}
+
+async fn load_tenant(state: &AppState, raw: &str) -> Result<Tenant, ApiError> {
+    let id = TenantId::parse(raw).ok_or_else(|| ApiError::new(ErrorCode::TenantNotFound, "tenant not found"))?;
+    Ok(state.stores.control().get_tenant(&id).await?)
+}
+
+/// Create a tenant.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    request_body = CreateTenantRequest,
+    responses(
+        (status = 201, description = "The new tenant", body = TenantResponse),
+        (status = 409, description = "CONFLICT: the name is taken", body = ErrorEnvelope),
+    )
+)]
+#[post("/tenants")]
+pub async fn create_tenant(
+    operator: Operator,
+    state: web::Data<AppState>,
+    body: web::Json<CreateTenantRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let region = match &body.region {
+        Some(name) => RegionName::parse(name)?,
+        None => state.default_region.clone(),
+    };
+    let tenant = state.stores.create_tenant(&body.name, &region, &operator.provenance()).await?;
+    Ok(HttpResponse::Created().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
+}
+
+/// List tenants, oldest first.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(PageQuery),
+    responses((status = 200, description = "A page of tenants", body = TenantList))
+)]
+#[get("/tenants")]
+pub async fn list_tenants(
+    operator: Operator,
+    state: web::Data<AppState>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = page.limit()?;
+    let tenants = state.stores.control().list_tenants(page.after(TenantId::parse)?, limit).await?;
+    let next_after = next_after(&tenants, limit, |t| t.id.to_string());
+    Ok(HttpResponse::Ok().json(TenantList {
+        meta: operator.ctx.meta(),
+        tenants: tenants.into_iter().map(TenantView::from).collect(),
+        next_after,
+    }))
+}
+
+/// Get a tenant.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The tenant", body = TenantResponse),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[get("/tenants/{tenant_id}")]
+pub async fn get_tenant(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    Ok(HttpResponse::Ok().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
+}
+
+async fn set_status(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    status: TenantStatus,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let tenant = state.stores.set_tenant_status(&tenant.id, status, &operator.provenance()).await?;
+    Ok(HttpResponse::Ok().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
+}
+
+/// Suspend a tenant: its keys are refused with TENANT_SUSPENDED until it is resumed. Idempotent.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The suspended tenant", body = TenantResponse),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[post("/tenants/{tenant_id}/suspend")]
+pub async fn suspend_tenant(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(operator, state, path, TenantStatus::Suspended).await
+}
+
+/// Resume a suspended tenant. Idempotent.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The active tenant", body = TenantResponse),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[post("/tenants/{tenant_id}/resume")]
+pub async fn resume_tenant(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_status(operator, state, path, TenantStatus::Active).await
+}
+
+/// Delete a tenant with all its keys and every row it owns in its home region.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "What was deleted", body = TenantDeleted),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[delete("/tenants/{tenant_id}")]
+pub async fn delete_tenant(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let region_rows_deleted = state.stores.delete_tenant(&tenant.id).await?;
+    tracing::info!(request_id = %operator.ctx.request_id, tenant = %tenant.id, region_rows_deleted, "tenant deleted");
+    Ok(HttpResponse::Ok().json(TenantDeleted {
+        meta: operator.ctx.meta(),
+        tenant_id: tenant.id.to_string(),
+        region_rows_deleted,
+    }))
+}
+
+/// Create a key for a tenant (e.g. its first `admin` key).
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "The new key and its secret", body = IssuedKeyView),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: the tenant holds the maximum number of keys", body = ErrorEnvelope),
+    )
+)]
+#[post("/tenants/{tenant_id}/keys")]
+pub async fn create_tenant_key(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<CreateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let issued = state.stores.create_key(&tenant, body.into_inner().into_new_key()?, &operator.provenance()).await?;
+    Ok(HttpResponse::Created().json(IssuedKeyView::new(operator.ctx.meta(), issued)))
+}
+
+/// List a tenant's keys.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`"), PageQuery),
+    responses(
+        (status = 200, description = "A page of keys", body = KeyList),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[get("/tenants/{tenant_id}/keys")]
+pub async fn list_tenant_keys(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    page: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let limit = page.limit()?;
+    let keys = state.stores.control().list_keys(&tenant.id, page.after(faceplate_store::KeyId::parse)?, limit).await?;
+    let next_after = next_after(&keys, limit, |k| k.id.to_string());
+    Ok(HttpResponse::Ok().json(KeyList {
+        meta: operator.ctx.meta(),
+        keys: keys.into_iter().map(KeyView::from).collect(),
+        next_after,
+    }))
+}
+
+/// Revoke one of a tenant's keys. Idempotent.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`"), ("key_id" = String, Path, description = "`fpk_...`")),
+    responses(
+        (status = 200, description = "The revoked key", body = KeyResponse),
+        (status = 404, description = "TENANT_NOT_FOUND or KEY_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[delete("/tenants/{tenant_id}/keys/{key_id}")]
+pub async fn revoke_tenant_key(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (tenant_id, key_id) = path.into_inner();
+    let tenant = load_tenant(&state, &tenant_id).await?;
+    let key = state.stores.revoke_key(&tenant, &parse_key_id(&key_id)?, &operator.provenance()).await?;
+    Ok(HttpResponse::Ok().json(KeyResponse { meta: operator.ctx.meta(), key: key.into() }))
+}

@@ -1,0 +1,208 @@
+//! Routes and the OpenAPI document, built from the same handler list so they cannot drift apart.
+
+pub mod admin;
+pub mod audit;
+pub mod keys;
+pub mod ops;
+pub mod types;
+
+use actix_web::dev::ResourceDef;
+use actix_web::http::Method;
+use actix_web::{App, HttpRequest, web};
+use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{AppExt, scope};
+
+use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Faceplate API",
+        description = "Face and document AI for your applications: a metered, multi-tenant REST API.\n\n\
+            Authenticate with `Authorization: Bearer <key>` (tenant endpoints under `/v1`) or the operator token \
+            (operator endpoints under `/admin/v1`). Every response carries `X-Request-Id`; every JSON body carries \
+            `request_id` and `time_used` (milliseconds). Errors use one envelope with a stable `error.code`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "keys", description = "The tenant's API keys"),
+        (name = "audit", description = "The tenant's audit log"),
+        (name = "admin", description = "Operator: tenants and their keys"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = |description: &str| {
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some(description)).build(),
+            )
+        };
+        components.add_security_scheme(
+            "api_key",
+            bearer("A tenant API key `fpk_<id>.<secret>`. The listed scopes are what the key must hold."),
+        );
+        components.add_security_scheme("operator_token", bearer("The operator token from the server configuration."));
+    }
+}
+
+/// Registers every API route. The server and the OpenAPI document both come from this one list.
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics);
+    cfg.service(
+        scope::scope("/v1")
+            .service(keys::get_me)
+            .service(keys::list_keys)
+            .service(keys::create_key)
+            .service(keys::get_key)
+            .service(keys::revoke_key)
+            .service(keys::rotate_key)
+            .service(audit::list_audit_events)
+            .service(audit::get_audit_event),
+    );
+    cfg.service(
+        scope::scope("/admin/v1")
+            .service(admin::create_tenant)
+            .service(admin::list_tenants)
+            .service(admin::get_tenant)
+            .service(admin::suspend_tenant)
+            .service(admin::resume_tenant)
+            .service(admin::delete_tenant)
+            .service(admin::create_tenant_key)
+            .service(admin::list_tenant_keys)
+            .service(admin::revoke_tenant_key),
+    );
+}
+
+/// The OpenAPI 3.1 document of this build (what `/openapi.json` serves and `openapi/openapi.json` holds).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(configure).split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    add_standard_errors(&mut doc);
+    document_error_codes(&mut doc);
+    doc
+}
+
+/// Adds the errors every operation of a kind can produce (authentication, bad input, server trouble), so each
+/// operation documents all of its errors without repeating them in every handler.
+fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let schemes: Vec<String> = operation
+                .security
+                .iter()
+                .flatten()
+                .filter_map(|req| serde_json::to_value(req).ok())
+                .filter_map(|v| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+                .flatten()
+                .collect();
+            let has_body = operation.request_body.is_some();
+            let has_input = has_body || operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let mut add = |status: &str, codes: &[ErrorCode]| add_error_response(operation, status, codes);
+            if !schemes.is_empty() {
+                add("401", &[ErrorCode::AuthenticationError]);
+            }
+            if schemes.iter().any(|s| s == "api_key") {
+                add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended]);
+                add("421", &[ErrorCode::WrongRegion]);
+            }
+            if has_input {
+                add("400", &[ErrorCode::BadArguments, ErrorCode::MissingArguments]);
+            }
+            if has_body {
+                add("413", &[ErrorCode::RequestEntityTooLarge]);
+                add("415", &[ErrorCode::UnsupportedMediaType]);
+            }
+            add("500", &[ErrorCode::InternalError]);
+            add("503", &[ErrorCode::ServiceUnavailable]);
+        }
+    }
+}
+
+fn add_error_response(operation: &mut Operation, status: &str, codes: &[ErrorCode]) {
+    if operation.responses.responses.contains_key(status) {
+        return;
+    }
+    let description =
+        codes.iter().map(|c| format!("`{}`: {}", c.as_str(), c.description())).collect::<Vec<_>>().join(" ");
+    let response = ResponseBuilder::new()
+        .description(description)
+        .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorEnvelope"))).build())
+        .build();
+    operation.responses.responses.insert(status.to_string(), response.into());
+}
+
+/// Appends the error-code table to the document's description.
+fn document_error_codes(doc: &mut utoipa::openapi::OpenApi) {
+    let mut table = String::from("\n\n## Error codes\n\n| code | HTTP status | meaning |\n|---|---|---|\n");
+    for code in ErrorCode::ALL {
+        table.push_str(&format!("| `{}` | {} | {} |\n", code.as_str(), code.status().as_u16(), code.description()));
+    }
+    let description = doc.info.description.get_or_insert_with(String::new);
+    description.push_str(&table);
+}
+
+/// The documented routes with their methods, to tell "no such endpoint" (404) from "wrong method" (405).
+pub struct KnownRoutes(Vec<(ResourceDef, Vec<Method>)>);
+
+impl KnownRoutes {
+    pub fn from_openapi(doc: &utoipa::openapi::OpenApi) -> Self {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut methods = Vec::new();
+                let candidates = [
+                    (Method::GET, item.get.is_some()),
+                    (Method::POST, item.post.is_some()),
+                    (Method::PUT, item.put.is_some()),
+                    (Method::PATCH, item.patch.is_some()),
+                    (Method::DELETE, item.delete.is_some()),
+                ];
+                for (method, present) in candidates {
+                    if present {
+                        methods.push(method);
+                    }
+                }
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        KnownRoutes(routes)
+    }
+}
+
+/// Answers every request no route took: 405 with `Allow` when the path exists under other methods, else 404.
+pub async fn unmatched(req: HttpRequest, known: web::Data<KnownRoutes>) -> Result<actix_web::HttpResponse, ApiError> {
+    let path = req.path();
+    if let Some((_, methods)) = known.0.iter().find(|(def, _)| def.is_match(path)) {
+        let allow = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+        return Err(ApiError::new(
+            ErrorCode::MethodNotAllowed,
+            format!("{} is not allowed here; use {allow}", req.method()),
+        )
+        .with_header("allow", allow));
+    }
+    Err(ApiError::new(ErrorCode::ApiNotFound, format!("no endpoint at {path}")))
+}

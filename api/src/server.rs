@@ -1,0 +1,101 @@
+//! Builds the actix-web application and runs it.
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{App, HttpRequest, HttpServer, middleware, web};
+use anyhow::Context;
+use faceplate_store::Stores;
+use secrecy::ExposeSecret;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::Metrics;
+use crate::observe::observe;
+use crate::routes::{self, KnownRoutes};
+use crate::state::AppState;
+
+/// A server that is listening; await `run` (or spawn it) to serve, use `handle` to stop it.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub handle: actix_web::dev::ServerHandle,
+    pub run: actix_web::dev::Server,
+    pub stores: Stores,
+}
+
+/// Opens (and migrates) every store, binds the listener and builds the server. Nothing is served until
+/// `run` is awaited; start-up errors (a database down, a port taken) surface here.
+pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<RunningServer> {
+    let server_secret = config.server_secret()?;
+    let stores_config = config.stores()?;
+    let (stores, report) =
+        Stores::open(&stores_config, server_secret.expose_secret().as_bytes()).await.context("opening the stores")?;
+    for (store, applied) in &report {
+        if !applied.is_empty() {
+            tracing::info!(store, migrations = ?applied, "applied migrations");
+        }
+    }
+    let state = web::Data::new(AppState::new(stores.clone(), config.default_region()?, config.operator_token.as_ref()));
+    let metrics = web::Data::new(Metrics::new());
+    let openapi = routes::openapi();
+    let known = web::Data::new(KnownRoutes::from_openapi(&openapi));
+    let json_limit = config.max_json_bytes;
+
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let addr = listener.local_addr()?;
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new().into_utoipa_app().configure(routes::configure).split_for_parts();
+        app.app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(known.clone())
+            .app_data(web::JsonConfig::default().limit(json_limit).error_handler(json_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PayloadConfig::default().limit(json_limit))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .default_service(web::to(routes::unmatched))
+            .wrap(middleware::from_fn(observe))
+    })
+    .shutdown_timeout(config.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_secs(30))
+    .listen(listener)?;
+    if let Some(workers) = config.workers {
+        server = server.workers(workers);
+    }
+    let run = server.run();
+    Ok(RunningServer { addr, handle: run.handle(), run, stores })
+}
+
+/// JSON bodies: wrong content type → 415, too large → 413, anything else → 400 with the parser's reason.
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let error = match &err {
+        JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::new(ErrorCode::RequestEntityTooLarge, format!("the JSON body must be at most {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() && e.to_string().starts_with("missing field") => {
+            ApiError::new(ErrorCode::MissingArguments, e.to_string())
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::bad_arguments(format!("invalid JSON body: {e}")),
+        other => ApiError::bad_arguments(format!("unreadable body: {other}")),
+    };
+    error.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_arguments(format!("invalid query string: {err}")).into()
+}
+
+/// Serves until SIGINT/SIGTERM, then lets in-flight requests finish (up to `shutdown_timeout_secs`).
+pub async fn serve(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
+    let server = start(config, listen).await?;
+    tracing::info!(addr = %server.addr, docs = %format!("http://{}/docs/", server.addr), "Faceplate is listening");
+    server.run.await?;
+    tracing::info!("stopped");
+    Ok(())
+}

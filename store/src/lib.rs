@@ -1,0 +1,24 @@
+//! Faceplate storage.
+//!
+//! Two kinds of database, each on SQLite or PostgreSQL:
+//! - the **control store** (`control`): tenants and API keys, shared by all regions;
+//! - one **region store** per configured region (`tenant_data`): everything a tenant owns, reachable only
+//!   through a [`TenantData`] bound to one tenant and its home region.
+//!
+//! This crate knows nothing of HTTP.
+
+pub mod control;
+pub mod credentials;
+pub mod db;
+pub mod error;
+pub mod model;
+pub mod schema;
+pub mod stores;
+pub mod tenant_data;
+
+pub use control::{AuthRejection, Authenticated, ControlStore};
+pub use db::{AnyConnection, Backend, DatabaseUrl, StoreKind};
+pub use error::{Entity, StoreError, StoreResult};
+pub use model::*;
+pub use stores::{MigrationReport, Stores, StoresConfig};
+pub use tenant_data::TenantData;

@@ -1,0 +1,304 @@
+//! Domain records as the rest of the platform sees them (not the raw rows).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+
+/// Generates an id `<prefix>_<32 hex>` from a UUIDv7-like value: time-ordered (so ids sort by creation and serve
+/// as pagination cursors) with 74 random bits (so they cannot be guessed).
+pub(crate) fn new_sortable_id(prefix: &str) -> String {
+    use rand::RngCore;
+    let millis = Utc::now().timestamp_millis() as u64 & 0xFFFF_FFFF_FFFF;
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    let mut hex = format!("{millis:012x}");
+    for b in random {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!("{prefix}_{hex}")
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// Accepts only well-formed ids, so garbage never reaches a query.
+            pub fn parse(s: &str) -> Option<Self> {
+                let rest = s.strip_prefix($prefix)?.strip_prefix('_')?;
+                (!rest.is_empty() && rest.len() <= 64 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+                    .then(|| Self(s.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A tenant: one client business.
+    TenantId,
+    "ten"
+);
+id_type!(
+    /// The public half of an API key; also the Face++ `api_key`.
+    KeyId,
+    "fpk"
+);
+id_type!(
+    /// One audit log entry.
+    AuditEventId,
+    "aud"
+);
+
+impl TenantId {
+    pub(crate) fn generate() -> Self {
+        Self(new_sortable_id(Self::PREFIX))
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl KeyId {
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl AuditEventId {
+    pub(crate) fn generate() -> Self {
+        Self(new_sortable_id(Self::PREFIX))
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
+
+/// A region name as configured (`local`, `eu-west`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RegionName(String);
+
+impl RegionName {
+    /// Lower-case letters, digits and dashes, 1–32 characters: safe in URLs, file names and logs.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        ok.then(|| Self(s.to_string())).ok_or_else(|| {
+            StoreError::Invalid(format!("region name `{s}`: use 1-32 lower-case letters, digits and dashes"))
+        })
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RegionName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        }
+    }
+}
+
+impl FromStr for TenantStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "active" => Ok(TenantStatus::Active),
+            "suspended" => Ok(TenantStatus::Suspended),
+            other => Err(StoreError::Invalid(format!("unknown tenant status `{other}`"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    /// Fixed at creation: all of the tenant's data lives in this region's store.
+    pub home_region: RegionName,
+    pub status: TenantStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a key may do: one scope per product family, plus `admin` for managing the tenant's own keys and
+/// reading its audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Admin,
+    Face,
+    Ocr,
+    Plate,
+    Object,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [Scope::Admin, Scope::Face, Scope::Ocr, Scope::Plate, Scope::Object];
+    /// New keys get every product scope but not `admin`, unless asked for.
+    pub const PRODUCTS: [Scope; 4] = [Scope::Face, Scope::Ocr, Scope::Plate, Scope::Object];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Face => "face",
+            Scope::Ocr => "ocr",
+            Scope::Plate => "plate",
+            Scope::Object => "object",
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown scope `{s}` (known: admin, face, ocr, plate, object)")))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An API key as stored: never the secret, only its keyed hash (which never leaves the store crate).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub rate_limit_qps: Option<i32>,
+    pub max_concurrency: Option<i32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub rotated_at: Option<DateTime<Utc>>,
+    /// After a rotation with a grace period, the old secret keeps working until this time.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// What to create a key with.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub rate_limit_qps: Option<i32>,
+    pub max_concurrency: Option<i32>,
+}
+
+/// A key together with its secret, returned only by create and rotate: the one time the secret is visible.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+impl IssuedKey {
+    /// The bearer token for `Authorization: Bearer ...`: `<key id>.<secret>`.
+    pub fn bearer_token(&self) -> String {
+        format!("{}.{}", self.key.id, self.secret)
+    }
+}
+
+/// Who did something, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The operator, through the admin API.
+    Operator,
+    /// The operator, through the `faceplate` command line on the server.
+    Cli,
+    /// A tenant developer, through one of the tenant's keys.
+    Key(KeyId),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Operator => f.write_str("operator"),
+            Actor::Cli => f.write_str("cli"),
+            Actor::Key(id) => write!(f, "key:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub tenant_id: TenantId,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: serde_json::Value,
+}
+
+/// Where an audited action came from.
+#[derive(Debug, Clone)]
+pub struct Provenance {
+    pub actor: Actor,
+    pub request_id: Option<String>,
+}
+
+impl Provenance {
+    pub fn cli() -> Self {
+        Provenance { actor: Actor::Cli, request_id: None }
+    }
+}
+
+pub(crate) fn millis_to_time(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+pub(crate) fn now_millis() -> i64 {
+    Utc::now().timestamp_millis()
+}

@@ -1,0 +1,57 @@
+//! One diesel schema shared by both backends. The migrations in `migrations/{control,region}/{sqlite,postgres}`
+//! create exactly these tables; a test replays them on both backends.
+
+/// Control-plane tables: tenants and their API keys.
+pub mod control {
+    diesel::table! {
+        tenants (id) {
+            id -> Text,
+            name -> Text,
+            home_region -> Text,
+            status -> Text,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        api_keys (id) {
+            id -> Text,
+            tenant_id -> Text,
+            name -> Text,
+            scopes -> Text,
+            secret_hash -> Text,
+            previous_secret_hash -> Nullable<Text>,
+            previous_secret_expires_at -> Nullable<BigInt>,
+            rate_limit_qps -> Nullable<Integer>,
+            max_concurrency -> Nullable<Integer>,
+            expires_at -> Nullable<BigInt>,
+            revoked_at -> Nullable<BigInt>,
+            last_used_at -> Nullable<BigInt>,
+            created_at -> BigInt,
+            rotated_at -> Nullable<BigInt>,
+        }
+    }
+
+    diesel::joinable!(api_keys -> tenants (tenant_id));
+    diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys);
+}
+
+/// Region data-store tables: everything a tenant owns. Every table has `tenant_id`.
+pub mod region {
+    diesel::table! {
+        audit_events (id) {
+            id -> Text,
+            tenant_id -> Text,
+            occurred_at -> BigInt,
+            actor -> Text,
+            action -> Text,
+            target -> Nullable<Text>,
+            request_id -> Nullable<Text>,
+            detail -> Text,
+        }
+    }
+
+    /// Every region table, for whole-tenant operations (purge, residency scans).
+    pub const TENANT_TABLES: &[&str] = &["audit_events"];
+}

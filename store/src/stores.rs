@@ -1,0 +1,165 @@
+//! All the databases a node uses: the control store and one data store per configured region. Operations that
+//! change a tenant or its keys live here because they touch both: the change in the control store and the audit
+//! entry in the tenant's home region.
+
+use std::collections::BTreeMap;
+
+use chrono::Duration;
+use serde_json::json;
+
+use crate::control::{ControlStore, validate_key, validate_tenant_name};
+use crate::credentials::KeyHasher;
+use crate::db::{Database, DatabaseUrl, StoreKind};
+use crate::error::{StoreError, StoreResult};
+use crate::model::{ApiKey, IssuedKey, KeyId, NewKey, Provenance, RegionName, Tenant, TenantId, TenantStatus};
+use crate::tenant_data::TenantData;
+
+/// Where the databases are.
+#[derive(Debug, Clone)]
+pub struct StoresConfig {
+    pub control_url: DatabaseUrl,
+    pub regions: BTreeMap<RegionName, DatabaseUrl>,
+    pub max_connections: usize,
+}
+
+/// Migrations applied when opening, per store (`control`, `region:<name>`).
+pub type MigrationReport = Vec<(String, Vec<String>)>;
+
+#[derive(Clone)]
+pub struct Stores {
+    control: ControlStore,
+    regions: BTreeMap<RegionName, Database>,
+}
+
+impl Stores {
+    /// Connects to every store and applies pending migrations.
+    pub async fn open(config: &StoresConfig, server_secret: &[u8]) -> StoreResult<(Stores, MigrationReport)> {
+        if config.regions.is_empty() {
+            return Err(StoreError::Invalid("at least one region must be configured".into()));
+        }
+        let mut report = Vec::new();
+        let (control_db, applied) =
+            Database::open(config.control_url.clone(), StoreKind::Control, config.max_connections).await?;
+        report.push(("control".to_string(), applied));
+        let mut regions = BTreeMap::new();
+        for (name, url) in &config.regions {
+            let (db, applied) = Database::open(url.clone(), StoreKind::Region, config.max_connections).await?;
+            report.push((format!("region:{name}"), applied));
+            regions.insert(name.clone(), db);
+        }
+        let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
+        Ok((Stores { control, regions }, report))
+    }
+
+    pub fn control(&self) -> &ControlStore {
+        &self.control
+    }
+
+    pub fn region_names(&self) -> impl Iterator<Item = &RegionName> {
+        self.regions.keys()
+    }
+
+    /// The tenant's data, in its home region. The only way to reach a region store.
+    pub fn tenant_data(&self, tenant: &Tenant) -> StoreResult<TenantData> {
+        let db = self
+            .regions
+            .get(&tenant.home_region)
+            .ok_or_else(|| StoreError::RegionNotConfigured(tenant.home_region.to_string()))?;
+        Ok(TenantData::new(db.clone(), tenant.clone()))
+    }
+
+    /// Checks every store with a round trip; one entry per store, in a stable order.
+    pub async fn ping_all(&self) -> Vec<(String, StoreResult<()>)> {
+        let mut results = vec![("control".to_string(), self.control.database().ping().await)];
+        for (name, db) in &self.regions {
+            results.push((format!("region:{name}"), db.ping().await));
+        }
+        results
+    }
+
+    /// Creates a tenant homed in `region` (which must be configured here); the home region never changes
+    /// afterwards except through an explicit migration.
+    pub async fn create_tenant(&self, name: &str, region: &RegionName, by: &Provenance) -> StoreResult<Tenant> {
+        validate_tenant_name(name)?;
+        if !self.regions.contains_key(region) {
+            let known: Vec<_> = self.regions.keys().map(|r| r.as_str()).collect();
+            return Err(StoreError::Invalid(format!("unknown region `{region}` (configured: {})", known.join(", "))));
+        }
+        let tenant = self.control.insert_tenant(name, region.clone()).await?;
+        self.tenant_data(&tenant)?
+            .record_audit(
+                by,
+                "tenant.created",
+                Some(tenant.id.as_str()),
+                json!({"name": tenant.name, "home_region": tenant.home_region}),
+            )
+            .await?;
+        Ok(tenant)
+    }
+
+    pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus, by: &Provenance) -> StoreResult<Tenant> {
+        let before = self.control.get_tenant(id).await?;
+        let tenant = self.control.update_tenant_status(id, status).await?;
+        if before.status != status {
+            let action = match status {
+                TenantStatus::Active => "tenant.resumed",
+                TenantStatus::Suspended => "tenant.suspended",
+            };
+            self.tenant_data(&tenant)?.record_audit(by, action, Some(tenant.id.as_str()), json!({})).await?;
+        }
+        Ok(tenant)
+    }
+
+    /// Deletes a tenant: first everything it owns in its region (so a failure leaves the tenant in place to
+    /// retry), then its keys and record. Returns the number of region rows removed.
+    pub async fn delete_tenant(&self, id: &TenantId) -> StoreResult<usize> {
+        let tenant = self.control.get_tenant(id).await?;
+        let removed = self.tenant_data(&tenant)?.purge().await?;
+        self.control.delete_tenant(id).await?;
+        Ok(removed)
+    }
+
+    pub async fn create_key(&self, tenant: &Tenant, new: NewKey, by: &Provenance) -> StoreResult<IssuedKey> {
+        validate_key(&new)?;
+        let data = self.tenant_data(tenant)?;
+        let issued = self.control.insert_key(&tenant.id, new).await?;
+        let key = &issued.key;
+        data.record_audit(
+            by,
+            "key.created",
+            Some(key.id.as_str()),
+            json!({"name": key.name, "scopes": key.scopes, "expires_at": key.expires_at}),
+        )
+        .await?;
+        Ok(issued)
+    }
+
+    pub async fn revoke_key(&self, tenant: &Tenant, id: &KeyId, by: &Provenance) -> StoreResult<ApiKey> {
+        let data = self.tenant_data(tenant)?;
+        let before = self.control.get_key(&tenant.id, id).await?;
+        let key = self.control.revoke_key(&tenant.id, id).await?;
+        if before.revoked_at.is_none() {
+            data.record_audit(by, "key.revoked", Some(key.id.as_str()), json!({"name": key.name})).await?;
+        }
+        Ok(key)
+    }
+
+    pub async fn rotate_key(
+        &self,
+        tenant: &Tenant,
+        id: &KeyId,
+        grace: Duration,
+        by: &Provenance,
+    ) -> StoreResult<IssuedKey> {
+        let data = self.tenant_data(tenant)?;
+        let issued = self.control.rotate_key(&tenant.id, id, grace).await?;
+        data.record_audit(
+            by,
+            "key.rotated",
+            Some(id.as_str()),
+            json!({"old_secret_valid_until": issued.key.previous_secret_expires_at}),
+        )
+        .await?;
+        Ok(issued)
+    }
+}
