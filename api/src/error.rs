@@ -14,9 +14,11 @@ use utoipa::ToSchema;
 macro_rules! error_codes {
     ($($(#[doc = $doc:literal])+ $variant:ident = $name:literal => $status:ident,)+) => {
         /// Stable, machine-readable error codes. Clients branch on these, never on messages.
+        /// (The wire names come from `rename_all`; a unit test checks they equal the names in the table.)
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum ErrorCode {
-            $($(#[doc = $doc])+ #[serde(rename = $name)] $variant,)+
+            $($(#[doc = $doc])+ $variant,)+
         }
 
         impl ErrorCode {

@@ -107,20 +107,22 @@ pub fn connect(url: &DatabaseUrl) -> StoreResult<AnyConnection> {
             let mut conn = SqliteConnection::establish(path_str)
                 .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
             configure_sqlite(&mut conn)?;
+            // WAL is a property of the file: set once here, not on every pooled connection (switching needs a
+            // lock, which would fail while another connection writes).
+            diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn)?;
             Ok(AnyConnection::Sqlite(conn))
         }
     }
 }
 
-/// WAL lets readers run beside the writer (the CLI and a running server share the files); FULL sync makes an
-/// acknowledged write survive power loss; the busy timeout turns brief lock contention into a wait, not an error.
+/// Per-connection settings. The busy timeout comes first: it turns brief lock contention into a wait, not an
+/// error. FULL sync makes an acknowledged write survive power loss. WAL (set in `connect`) lets readers run
+/// beside the writer, so the CLI and a running server can share the files.
 fn configure_sqlite(conn: &mut SqliteConnection) -> StoreResult<()> {
-    diesel::sql_query(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-    )
-    .execute(conn)
-    .map(|_| ())
-    .map_err(StoreError::from)
+    for pragma in ["PRAGMA busy_timeout = 10000", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON"] {
+        diesel::sql_query(pragma).execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Which schema a database holds.

@@ -1,1 +1,330 @@
+//! Test harness: a real Faceplate server on a random port with fresh databases per test, spoken to over real
+//! HTTP. The backend is SQLite by default; `TEST_BACKEND=postgres` with `TEST_POSTGRES_URL` (an admin
+//! connection, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) runs the same tests on PostgreSQL, each
+//! test in databases of its own that are dropped afterwards.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use diesel::RunQueryDsl;
+use faceplate_api::config::Config;
+use faceplate_store::db::{AnyConnection, DatabaseUrl, connect};
+use faceplate_store::schema::region::TENANT_TABLES;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const OPERATOR_TOKEN: &str = "operator-token-for-tests-0123456789";
+pub const SERVER_SECRET: &str = "server-secret-for-tests-0123456789";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+/// The backend this test run uses, from `TEST_BACKEND` (sqlite when unset).
+pub fn backend() -> Backend {
+    match std::env::var("TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres {
+            admin_url: std::env::var("TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| panic!("TEST_BACKEND=postgres needs TEST_POSTGRES_URL")),
+        },
+        Ok(other) => panic!("TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// Fresh databases for one test: SQLite files in a temporary directory, or new PostgreSQL databases.
+pub struct TestDatabases {
+    pub dir: tempfile::TempDir,
+    pub control_url: String,
+    pub region_urls: BTreeMap<String, String>,
+    pg_cleanup: Option<(String, Vec<String>)>,
+}
+
+impl TestDatabases {
+    pub fn create(regions: &[&str]) -> TestDatabases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match backend() {
+            Backend::Sqlite => {
+                let file = |name: &str| format!("sqlite://{}", dir.path().join(format!("{name}.db")).display());
+                TestDatabases {
+                    control_url: file("control"),
+                    region_urls: regions.iter().map(|r| (r.to_string(), file(&format!("region-{r}")))).collect(),
+                    pg_cleanup: None,
+                    dir,
+                }
+            }
+            Backend::Postgres { admin_url } => {
+                let prefix = format!("fp_test_{}", uuid::Uuid::new_v4().simple());
+                let mut names = vec![format!("{prefix}_control")];
+                names.extend(regions.iter().map(|r| format!("{prefix}_{}", r.replace('-', "_"))));
+                let mut admin = pg_admin(&admin_url);
+                for name in &names {
+                    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).expect("create database");
+                }
+                let url_for = |db: &str| pg_url_with_database(&admin_url, db);
+                TestDatabases {
+                    control_url: url_for(&names[0]),
+                    region_urls: regions.iter().zip(&names[1..]).map(|(r, db)| (r.to_string(), url_for(db))).collect(),
+                    pg_cleanup: Some((admin_url.clone(), names)),
+                    dir,
+                }
+            }
+        }
+    }
+
+    /// A connection straight to one region's database, bypassing the platform (for residency checks).
+    pub fn region_connection(&self, region: &str) -> AnyConnection {
+        let url = DatabaseUrl::parse(&self.region_urls[region]).expect("region url");
+        connect(&url).expect("connect to region store")
+    }
+
+    /// Rows a tenant has in one region store, over every tenant table.
+    pub fn tenant_rows_in_region(&self, region: &str, tenant_id: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = self.region_connection(region);
+        TENANT_TABLES
+            .iter()
+            .map(|table| {
+                diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = $1"))
+                    .bind::<diesel::sql_types::Text, _>(tenant_id)
+                    .get_result::<Count>(&mut conn)
+                    .expect("count rows")
+                    .n
+            })
+            .sum()
+    }
+
+    /// A TOML configuration for these databases.
+    pub fn config_toml(&self, extra: &str) -> String {
+        let mut toml = format!(
+            "data_dir = {:?}\ncontrol_database_url = {:?}\nserver_secret = {:?}\noperator_token = {:?}\nworkers = 1\n\
+             max_db_connections = 4\n",
+            self.dir.path().join("data").display().to_string(),
+            self.control_url,
+            SERVER_SECRET,
+            OPERATOR_TOKEN,
+        );
+        if self.region_urls.len() > 1 || !self.region_urls.contains_key("local") {
+            toml.push_str(&format!("default_region = {:?}\n", self.region_urls.keys().next().expect("a region")));
+        }
+        toml.push_str(extra);
+        toml.push('\n');
+        for (name, url) in &self.region_urls {
+            toml.push_str(&format!("[regions.{name}]\ndatabase_url = {url:?}\n"));
+        }
+        toml
+    }
+
+    /// Writes the configuration into the test directory and returns its path.
+    pub fn write_config(&self, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("faceplate.toml");
+        std::fs::write(&path, self.config_toml(extra)).expect("write config");
+        path
+    }
+}
+
+impl Drop for TestDatabases {
+    fn drop(&mut self) {
+        if let Some((admin_url, names)) = self.pg_cleanup.take() {
+            let mut admin = pg_admin(&admin_url);
+            for name in names {
+                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+            }
+        }
+    }
+}
+
+fn pg_admin(admin_url: &str) -> AnyConnection {
+    let url = DatabaseUrl::parse(admin_url).expect("TEST_POSTGRES_URL must be a postgres:// URL");
+    connect(&url).unwrap_or_else(|e| panic!("cannot reach TEST_POSTGRES_URL: {e}"))
+}
+
+fn pg_url_with_database(admin_url: &str, db: &str) -> String {
+    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{db}?{q}"),
+        None => format!("{base}/{db}"),
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The error code of an error envelope, after checking the envelope is complete and consistent.
+    pub fn error_code(&self) -> &str {
+        let request_id = self.body["request_id"].as_str().unwrap_or_else(|| panic!("no request_id in {}", self.text));
+        assert_eq!(Some(request_id), self.header("x-request-id"), "body and header request ids differ");
+        assert!(self.body["time_used"].is_u64(), "time_used missing: {}", self.text);
+        let code =
+            self.body["error"]["code"].as_str().unwrap_or_else(|| panic!("not an error envelope: {}", self.text));
+        assert!(!self.body["error"]["message"].as_str().unwrap_or_default().is_empty());
+        assert!(self.body["error_message"].as_str().unwrap_or_default().starts_with(code));
+        code
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Resp {
+        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.text);
+        self
+    }
+}
+
+/// A running server with its own databases.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub dbs: TestDatabases,
+    pub config_path: PathBuf,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    /// One region, `local`.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&["local"], "").await
+    }
+
+    /// The given regions (the first is the default) and extra top-level config lines.
+    pub async fn spawn_with(regions: &[&str], extra_config: &str) -> TestApp {
+        if std::env::var_os("TEST_LOG").is_some() {
+            faceplate_api::telemetry::init(&Default::default());
+        }
+        let dbs = TestDatabases::create(regions);
+        let config_path = dbs.write_config(extra_config);
+        let config = Config::load(Some(&config_path)).expect("test config is valid");
+        let server =
+            faceplate_api::server::start(&config, "127.0.0.1:0".parse().expect("addr")).await.expect("server starts");
+        let handle = server.handle.clone();
+        tokio::spawn(server.run);
+        TestApp { addr: server.addr, client: reqwest::Client::new(), dbs, config_path, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends a request; `body` is sent as JSON when given.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Resp {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        read(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Resp {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a tenant through the operator API; returns its id.
+    pub async fn create_tenant(&self, name: &str, region: Option<&str>) -> String {
+        let body = match region {
+            Some(r) => json!({"name": name, "region": r}),
+            None => json!({"name": name}),
+        };
+        let resp = self.post("/admin/v1/tenants", OPERATOR_TOKEN, body).await.expect(201);
+        resp.body["tenant"]["id"].as_str().expect("tenant id").to_string()
+    }
+
+    /// Creates a key through the operator API; returns (key id, bearer token).
+    pub async fn create_key(&self, tenant_id: &str, scopes: &[&str]) -> (String, String) {
+        let resp = self
+            .post(
+                &format!("/admin/v1/tenants/{tenant_id}/keys"),
+                OPERATOR_TOKEN,
+                json!({"name": "test", "scopes": scopes}),
+            )
+            .await
+            .expect(201);
+        (resp.body["key"]["id"].as_str().expect("id").into(), resp.body["token"].as_str().expect("token").into())
+    }
+
+    /// Runs the real `faceplate` binary against this app's configuration.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run_cli(&self.config_path, args)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting and let the runtime wind down; databases are removed by `TestDatabases`.
+        drop(self.handle.stop(false));
+    }
+}
+
+pub async fn read(response: reqwest::Response) -> Resp {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp { status, headers, text, body }
+}
+
+/// The `faceplate` binary of this build (cargo builds it for the api crate's integration tests).
+pub fn faceplate_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("faceplate");
+    assert!(bin.is_file(), "{} is missing: build it with `cargo build -p faceplate-api`", bin.display());
+    bin
+}
+
+/// Runs `faceplate --config <config> <args>` with no FACEPLATE_* variables inherited.
+pub fn run_cli(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(faceplate_bin());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FACEPLATE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("--config").arg(config).args(args).output().expect("faceplate runs")
+}
+
+/// Stdout of a successful CLI run, parsed as JSON.
+#[track_caller]
+pub fn cli_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "faceplate failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout));
+    })
+}

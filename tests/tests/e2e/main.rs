@@ -1,0 +1,11 @@
+//! End-to-end tests: one binary (faster to link), one module per area.
+
+mod cli;
+mod errors;
+mod isolation;
+mod keys;
+mod migrations;
+mod openapi;
+mod ops;
+mod regions;
+mod tenants;
