@@ -1,5 +1,6 @@
 //! The `faceplate` binary's own surface. (Having an integration test here also makes cargo build the binary
 //! whenever the workspace's tests are built, so the end-to-end tests always run the current one.)
+#![allow(clippy::unwrap_used)]
 
 use std::process::Command;
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-time set-up on Debian/Ubuntu with Rust installed: the system packages the build needs. Idempotent and
+# quiet when everything is present; called by scripts/serve.sh and scripts/test.sh.
+set -euo pipefail
+
+# pq-sys (bundled libpq) builds with a C compiler and links OpenSSL; libsqlite3 is bundled too.
+packages=(build-essential pkg-config libssl-dev perl python3 python3-venv)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing system packages: ${missing[*]}" >&2
+    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
+fi
+
+command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs" >&2; exit 1; }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: every test on SQLite, then every test again on PostgreSQL when TEST_POSTGRES_URL
+# is set (an admin connection, e.g. postgres://postgres@127.0.0.1:5432/postgres; each test creates and drops
+# databases of its own), then validates the committed OpenAPI document with an independent validator.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/faceplate"
+mkdir -p "$cache"
+
+if cargo nextest --version >/dev/null 2>&1; then
+    run_tests() { cargo nextest run --locked --workspace --no-fail-fast; }
+else
+    echo "cargo-nextest not found; using cargo test (install it with: cargo install cargo-nextest --locked)" >&2
+    run_tests() { cargo test --locked --workspace --no-fail-fast; }
+fi
+
+echo "== tests on SQLite" >&2
+TEST_BACKEND=sqlite run_tests
+
+if [ -n "${TEST_POSTGRES_URL:-}" ]; then
+    echo "== tests on PostgreSQL ($TEST_POSTGRES_URL)" >&2
+    TEST_BACKEND=postgres run_tests
+else
+    echo "== PostgreSQL pass skipped: set TEST_POSTGRES_URL to run every test on PostgreSQL too" >&2
+fi
+
+echo "== OpenAPI document: independent validation (openapi-spec-validator)" >&2
+venv="$cache/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==0.9.0"
+"$venv/bin/openapi-spec-validator" openapi/openapi.json
