@@ -230,3 +230,37 @@ impl Database {
 async fn tokio_blocking<T: Send + 'static>(f: impl FnOnce() -> StoreResult<T> + Send + 'static) -> StoreResult<T> {
     tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Unavailable(format!("database worker failed: {e}")))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_choose_the_backend_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:pw@h:5432/db").unwrap(),
+            DatabaseUrl::Postgres("postgres://u:pw@h:5432/db".into())
+        );
+        assert_eq!(DatabaseUrl::parse("postgresql://h/db").unwrap().backend(), Backend::Postgres);
+        assert_eq!(DatabaseUrl::parse("sqlite://data/x.db").unwrap(), DatabaseUrl::Sqlite("data/x.db".into()));
+        assert_eq!(DatabaseUrl::parse("sqlite:/abs/x.db").unwrap(), DatabaseUrl::Sqlite("/abs/x.db".into()));
+    }
+
+    #[test]
+    fn a_bare_path_must_be_an_existing_file() {
+        let err = DatabaseUrl::parse("/no/such/file.db").unwrap_err().to_string();
+        assert!(err.contains("not an existing SQLite file") && err.contains("sqlite:///no/such/file.db"), "{err}");
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        assert_eq!(DatabaseUrl::parse(path).unwrap(), DatabaseUrl::Sqlite(path.into()));
+    }
+
+    #[test]
+    fn bad_urls_are_rejected_without_leaking_passwords() {
+        let err = DatabaseUrl::parse("mysql://root:hunter2@h/db").unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme") && !err.contains("hunter2"), "{err}");
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+        assert!(DatabaseUrl::parse("sqlite::memory:").is_err());
+        assert_eq!(DatabaseUrl::parse("postgres://u:pw@h/db").unwrap().redacted(), "postgres://u:***@h/db");
+    }
+}

@@ -38,7 +38,7 @@ async fn wait_until_healthy(client: &reqwest::Client, base: &str, server: &mut S
 async fn operator_flow_with_the_real_binary() {
     let dbs = TestDatabases::create(&["local"]);
     let port = free_port();
-    let config = dbs.write_config(&format!("listen = \"127.0.0.1:{port}\""));
+    let config = dbs.write_config(&format!("listen = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\""));
     let mut cmd = Command::new(faceplate_bin());
     cmd.arg("--config").arg(&config).arg("serve").stdout(Stdio::null()).stderr(Stdio::piped());
     for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("FACEPLATE_")) {
@@ -77,6 +77,7 @@ async fn operator_flow_with_the_real_binary() {
     assert_eq!(revoked["status"], "revoked");
     let resp = read(client.get(format!("{base}/v1/me")).bearer_auth(token).send().await.unwrap()).await.expect(401);
     assert_eq!(resp.error_code(), "AUTHENTICATION_ERROR");
+    let revoked_request_id = resp.body["request_id"].clone();
 
     // Suspension through the CLI takes effect on the running server.
     let key2 = cli_json(&run_cli(&config, &["key", "create", "--tenant", "acme", "--name", "k2", "--json"]));
@@ -106,6 +107,19 @@ async fn operator_flow_with_the_real_binary() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(exited.expect("server stops on SIGTERM").success());
+
+    // Logs are JSON lines; each request is logged with its id, route and status, and no secret appears.
+    let mut logs = String::new();
+    std::io::Read::read_to_string(server.0.stderr.as_mut().unwrap(), &mut logs).unwrap();
+    let lines: Vec<serde_json::Value> =
+        logs.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    let revoked_call = lines
+        .iter()
+        .find(|l| l["request_id"] == revoked_request_id)
+        .unwrap_or_else(|| panic!("request log line: {logs}"));
+    assert_eq!((&revoked_call["route"], &revoked_call["status"]), (&"/v1/me".into(), &401.into()));
+    assert_eq!(revoked_call["code"], "AUTHENTICATION_ERROR");
+    assert!(!logs.contains(key["api_secret"].as_str().unwrap()));
 }
 
 #[test]
@@ -145,6 +159,11 @@ fn configuration_mistakes_are_reported_clearly() {
 
     let out = run_cli(&dbs.dir.path().join("missing.toml"), &["config", "check"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+
+    // The shipped example stays valid.
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/faceplate.example.toml");
+    let out = run_cli(&example, &["config", "check"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // Environment overrides win over the file, and typos there are caught too.
     let path = dbs.write_config("");
