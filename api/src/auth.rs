@@ -7,7 +7,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use faceplate_store::credentials::parse_bearer_token;
-use faceplate_store::{ApiKey, AuthRejection, Provenance, Scope, Tenant, TenantStatus};
+use faceplate_store::{ApiKey, AuthRejection, Authenticated, KeyId, Provenance, Scope, Tenant, TenantStatus};
 use futures_util::future::LocalBoxFuture;
 
 use crate::context::RequestContext;
@@ -29,6 +29,12 @@ impl RequiredScope for AnyScope {
 pub struct AdminScope;
 impl RequiredScope for AdminScope {
     const SCOPE: Option<Scope> = Some(Scope::Admin);
+}
+
+/// A key with the `face` scope: detection, comparison, face tokens.
+pub struct FaceScope;
+impl RequiredScope for FaceScope {
+    const SCOPE: Option<Scope> = Some(Scope::Face);
 }
 
 /// The authenticated tenant and key behind a request.
@@ -81,31 +87,37 @@ impl<S: RequiredScope + 'static> FromRequest for Caller<S> {
         Box::pin(async move {
             let (key_id, secret) = parsed?;
             let state = state?;
-            let authenticated = match state.stores.control().authenticate(&key_id, &secret).await? {
-                Ok(authenticated) => authenticated,
-                Err(AuthRejection::Invalid) => return Err(ApiError::unauthenticated("invalid API key")),
-                Err(AuthRejection::Revoked) => return Err(ApiError::unauthenticated("this API key has been revoked")),
-                Err(AuthRejection::Expired) => return Err(ApiError::unauthenticated("this API key has expired")),
-            };
-            req.extensions_mut().insert(authenticated.tenant.id.clone());
-            if authenticated.tenant.status == TenantStatus::Suspended {
-                return Err(ApiError::new(
-                    ErrorCode::TenantSuspended,
-                    "this tenant is suspended; contact the operator",
-                ));
-            }
-            if let Some(scope) = S::SCOPE
-                && !authenticated.key.has_scope(scope)
-            {
-                return Err(ApiError::new(
-                    ErrorCode::AuthorizationError,
-                    format!("this API key lacks the `{scope}` scope"),
-                ));
-            }
+            let authenticated = authorize(&state, &req, &key_id, &secret, S::SCOPE).await?;
             let ctx = req.extensions().get::<RequestContext>().cloned().unwrap_or_default();
             Ok(Caller { tenant: authenticated.tenant, key: authenticated.key, ctx, _scope: PhantomData })
         })
     }
+}
+
+/// Checks a key id and secret (from a bearer token or Face++ form fields), the tenant's status and the scope.
+pub async fn authorize(
+    state: &AppState,
+    req: &HttpRequest,
+    key_id: &KeyId,
+    secret: &str,
+    scope: Option<Scope>,
+) -> Result<Authenticated, ApiError> {
+    let authenticated = match state.stores.control().authenticate(key_id, secret).await? {
+        Ok(authenticated) => authenticated,
+        Err(AuthRejection::Invalid) => return Err(ApiError::unauthenticated("invalid API key")),
+        Err(AuthRejection::Revoked) => return Err(ApiError::unauthenticated("this API key has been revoked")),
+        Err(AuthRejection::Expired) => return Err(ApiError::unauthenticated("this API key has expired")),
+    };
+    req.extensions_mut().insert(authenticated.tenant.id.clone());
+    if authenticated.tenant.status == TenantStatus::Suspended {
+        return Err(ApiError::new(ErrorCode::TenantSuspended, "this tenant is suspended; contact the operator"));
+    }
+    if let Some(scope) = scope
+        && !authenticated.key.has_scope(scope)
+    {
+        return Err(ApiError::new(ErrorCode::AuthorizationError, format!("this API key lacks the `{scope}` scope")));
+    }
+    Ok(authenticated)
 }
 
 /// The platform operator, authenticated by the configured operator token.

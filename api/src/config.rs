@@ -56,6 +56,132 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub engine: EngineConfig,
+    #[serde(default)]
+    pub faces: FacesConfig,
+}
+
+/// Inference: where the models are and how much work to take on.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Directory filled by scripts/fetch-models.sh. Default: `$FACEPLATE_MODELS_DIR`, else
+    /// `$XDG_CACHE_HOME/faceplate/models` (or `~/.cache/faceplate/models`).
+    #[serde(default)]
+    pub models_dir: Option<PathBuf>,
+    /// Inference threads (default: one per CPU).
+    #[serde(default)]
+    pub workers: Option<usize>,
+    /// Requests that may wait for an inference thread; beyond that, 503 SERVER_BUSY with Retry-After.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// Largest image file accepted, in bytes (Face++: 2 MB).
+    #[serde(default = "default_max_image_bytes")]
+    pub max_image_bytes: usize,
+    /// Smallest and largest image side in pixels (Face++: 48 and 4096).
+    #[serde(default = "default_min_image_side")]
+    pub min_image_side: u32,
+    #[serde(default = "default_max_image_side")]
+    pub max_image_side: u32,
+    /// Minimum detection score for a face.
+    #[serde(default = "default_score_threshold")]
+    pub detection_threshold: f32,
+    /// Faces per image that get a face token and landmarks, largest first (Face++: 5).
+    #[serde(default = "default_max_faces")]
+    pub max_faces_per_image: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            models_dir: None,
+            workers: None,
+            queue_capacity: default_queue_capacity(),
+            max_image_bytes: default_max_image_bytes(),
+            min_image_side: default_min_image_side(),
+            max_image_side: default_max_image_side(),
+            detection_threshold: default_score_threshold(),
+            max_faces_per_image: default_max_faces(),
+        }
+    }
+}
+
+impl EngineConfig {
+    pub fn models_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.models_dir {
+            return dir.clone();
+        }
+        if let Some(dir) = std::env::var_os("FACEPLATE_MODELS_DIR") {
+            return PathBuf::from(dir);
+        }
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache"));
+        cache.join("faceplate/models")
+    }
+
+    pub fn settings(&self) -> faceplate_engine::EngineSettings {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        faceplate_engine::EngineSettings {
+            models: faceplate_engine::ModelPaths::in_dir(self.models_dir()),
+            workers: self.workers.unwrap_or(cpus),
+            queue_capacity: self.queue_capacity,
+            detector: faceplate_engine::DetectorSettings {
+                score_threshold: self.detection_threshold,
+                ..Default::default()
+            },
+            image_limits: faceplate_engine::ImageLimits {
+                max_file_bytes: self.max_image_bytes,
+                min_side: self.min_image_side,
+                max_side: self.max_image_side,
+            },
+            max_embedded_faces: self.max_faces_per_image,
+        }
+    }
+}
+
+/// Face tokens.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FacesConfig {
+    /// Hours a face token lives unless a FaceSet keeps it (Face++: 72).
+    #[serde(default = "default_token_ttl_hours")]
+    pub token_ttl_hours: u64,
+    /// Seconds between purges of expired face tokens.
+    #[serde(default = "default_purge_interval")]
+    pub purge_interval_secs: u64,
+}
+
+impl Default for FacesConfig {
+    fn default() -> Self {
+        FacesConfig { token_ttl_hours: default_token_ttl_hours(), purge_interval_secs: default_purge_interval() }
+    }
+}
+
+fn default_queue_capacity() -> usize {
+    64
+}
+fn default_max_image_bytes() -> usize {
+    2 * 1024 * 1024
+}
+fn default_min_image_side() -> u32 {
+    48
+}
+fn default_max_image_side() -> u32 {
+    4096
+}
+fn default_score_threshold() -> f32 {
+    0.75
+}
+fn default_max_faces() -> usize {
+    5
+}
+fn default_token_ttl_hours() -> u64 {
+    72
+}
+fn default_purge_interval() -> u64 {
+    600
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
@@ -118,7 +244,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]));
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config", "models_dir"]));
         let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
         config.validate()?;
         Ok(config)
@@ -130,6 +256,19 @@ impl Config {
         }
         if self.max_db_connections == 0 || self.max_json_bytes == 0 {
             bail!("max_db_connections and max_json_bytes must be positive");
+        }
+        let e = &self.engine;
+        if e.queue_capacity == 0 || e.max_image_bytes == 0 || e.max_faces_per_image == 0 || e.workers == Some(0) {
+            bail!("engine.queue_capacity, max_image_bytes, max_faces_per_image and workers must be positive");
+        }
+        if e.min_image_side == 0 || e.min_image_side > e.max_image_side || e.max_image_side > 16384 {
+            bail!("engine image sides: need 0 < min_image_side <= max_image_side <= 16384");
+        }
+        if !(0.0..1.0).contains(&e.detection_threshold) {
+            bail!("engine.detection_threshold must be in [0, 1)");
+        }
+        if self.faces.token_ttl_hours == 0 || self.faces.purge_interval_secs == 0 {
+            bail!("faces.token_ttl_hours and faces.purge_interval_secs must be positive");
         }
         if let Some(token) = &self.operator_token
             && token.expose_secret().len() < 16
@@ -231,6 +370,17 @@ impl Config {
             "workers": self.workers,
             "shutdown_timeout_secs": self.shutdown_timeout_secs,
             "log": self.log,
+            "engine": {
+                "models_dir": self.engine.models_dir(),
+                "workers": self.engine.settings().workers,
+                "queue_capacity": self.engine.queue_capacity,
+                "max_image_bytes": self.engine.max_image_bytes,
+                "min_image_side": self.engine.min_image_side,
+                "max_image_side": self.engine.max_image_side,
+                "detection_threshold": self.engine.detection_threshold,
+                "max_faces_per_image": self.engine.max_faces_per_image,
+            },
+            "faces": self.faces,
         }))
     }
 }

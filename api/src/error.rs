@@ -5,6 +5,7 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use faceplate_engine::EngineError;
 use faceplate_store::{Entity, StoreError};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -59,6 +60,12 @@ error_codes! {
     BadArguments = "BAD_ARGUMENTS" => BAD_REQUEST,
     /// The uploaded image is larger than the configured limit.
     ImageFileTooLarge = "IMAGE_FILE_TOO_LARGE" => BAD_REQUEST,
+    /// The image cannot be used: not JPEG, PNG, WebP or BMP, or damaged.
+    ImageErrorUnsupportedFormat = "IMAGE_ERROR_UNSUPPORTED_FORMAT" => BAD_REQUEST,
+    /// The image's width or height is outside the allowed range.
+    InvalidImageSize = "INVALID_IMAGE_SIZE" => BAD_REQUEST,
+    /// Face++ API: the face token is unknown, expired or not this tenant's.
+    InvalidFaceToken = "INVALID_FACE_TOKEN" => BAD_REQUEST,
     /// No such endpoint.
     ApiNotFound = "API_NOT_FOUND" => NOT_FOUND,
     /// No such tenant.
@@ -67,6 +74,8 @@ error_codes! {
     KeyNotFound = "KEY_NOT_FOUND" => NOT_FOUND,
     /// No such audit event for this tenant.
     AuditEventNotFound = "AUDIT_EVENT_NOT_FOUND" => NOT_FOUND,
+    /// No such face token for this tenant (unknown or expired).
+    FaceNotFound = "FACE_NOT_FOUND" => NOT_FOUND,
     /// The endpoint exists but not with this HTTP method; see the Allow header.
     MethodNotAllowed = "METHOD_NOT_ALLOWED" => METHOD_NOT_ALLOWED,
     /// The request conflicts with the current state (a name already taken, a revoked key).
@@ -81,6 +90,8 @@ error_codes! {
     InternalError = "INTERNAL_ERROR" => INTERNAL_SERVER_ERROR,
     /// A dependency (a database) is unavailable; retry later.
     ServiceUnavailable = "SERVICE_UNAVAILABLE" => SERVICE_UNAVAILABLE,
+    /// Every inference worker is busy and the queue is full; retry after the `Retry-After` seconds.
+    ServerBusy = "SERVER_BUSY" => SERVICE_UNAVAILABLE,
 }
 
 impl fmt::Display for ErrorCode {
@@ -186,6 +197,7 @@ impl From<StoreError> for ApiError {
                     Entity::Tenant => ErrorCode::TenantNotFound,
                     Entity::ApiKey => ErrorCode::KeyNotFound,
                     Entity::AuditEvent => ErrorCode::AuditEventNotFound,
+                    Entity::Face => ErrorCode::FaceNotFound,
                 };
                 ApiError::new(code, format!("{entity} not found"))
             }
@@ -200,6 +212,22 @@ impl From<StoreError> for ApiError {
                 ..ApiError::new(ErrorCode::ServiceUnavailable, "a database is unavailable; retry later")
             },
             e @ (StoreError::BadUrl(_) | StoreError::Database(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Every engine error has exactly one meaning for the caller.
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            e @ (EngineError::UnsupportedFormat(_) | EngineError::CorruptImage(_)) => {
+                ApiError::new(ErrorCode::ImageErrorUnsupportedFormat, e.to_string())
+            }
+            e @ EngineError::FileTooLarge { .. } => ApiError::new(ErrorCode::ImageFileTooLarge, e.to_string()),
+            e @ EngineError::BadDimensions { .. } => ApiError::new(ErrorCode::InvalidImageSize, e.to_string()),
+            EngineError::Busy => ApiError::new(ErrorCode::ServerBusy, "all inference workers are busy; retry shortly")
+                .with_header("retry-after", "1".into()),
+            e @ (EngineError::Model { .. } | EngineError::Runtime(_)) => ApiError::internal(e),
         }
     }
 }

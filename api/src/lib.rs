@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod forms;
 pub mod metrics;
 pub mod observe;
 pub mod routes;

@@ -11,8 +11,11 @@ use secrecy::ExposeSecret;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
+use crate::forms::FormLimits;
 use crate::metrics::Metrics;
 use crate::observe::observe;
 use crate::routes::{self, KnownRoutes};
@@ -24,6 +27,8 @@ pub struct RunningServer {
     pub handle: actix_web::dev::ServerHandle,
     pub run: actix_web::dev::Server,
     pub stores: Stores,
+    /// The background job deleting expired face tokens; abort it when the server stops.
+    pub purger: tokio::task::JoinHandle<()>,
 }
 
 /// Opens (and migrates) every store, binds the listener and builds the server. Nothing is served until
@@ -38,7 +43,26 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
             tracing::info!(store, migrations = ?applied, "applied migrations");
         }
     }
-    let state = web::Data::new(AppState::new(stores.clone(), config.default_region()?, config.operator_token.as_ref()));
+    let engine_settings = config.engine.settings();
+    let engine = tokio::task::spawn_blocking(move || faceplate_engine::Engine::start(engine_settings))
+        .await
+        .context("starting the inference engine")?
+        .context("starting the inference engine")?;
+    let form_limits = FormLimits {
+        max_image_bytes: config.engine.max_image_bytes,
+        max_text_bytes: config.max_json_bytes,
+        max_fields: 32,
+    };
+    let ttl = chrono::Duration::hours(i64::try_from(config.faces.token_ttl_hours).unwrap_or(i64::MAX / 3_600_000));
+    let state = web::Data::new(AppState::new(
+        stores.clone(),
+        config.default_region()?,
+        config.operator_token.as_ref(),
+        Arc::new(engine),
+        form_limits,
+        ttl,
+    ));
+    let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
     let metrics = web::Data::new(Metrics::new());
     let openapi = routes::openapi();
     let known = web::Data::new(KnownRoutes::from_openapi(&openapi));
@@ -65,7 +89,22 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         server = server.workers(workers);
     }
     let run = server.run();
-    Ok(RunningServer { addr, handle: run.handle(), run, stores })
+    Ok(RunningServer { addr, handle: run.handle(), run, stores, purger })
+}
+
+/// Deletes expired face tokens now and then. Failures are logged and retried on the next tick.
+fn spawn_face_purger(stores: Stores, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match stores.purge_expired_faces().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired face tokens deleted"),
+                Err(e) => tracing::warn!(error = %e, "purging expired face tokens failed; will retry"),
+            }
+        }
+    })
 }
 
 /// JSON bodies: wrong content type → 415, too large → 413, anything else → 400 with the parser's reason.
@@ -95,7 +134,9 @@ fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
 pub async fn serve(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let server = start(config, listen).await?;
     tracing::info!(addr = %server.addr, docs = %format!("http://{}/docs/", server.addr), "Faceplate is listening");
-    server.run.await?;
+    let result = server.run.await;
+    server.purger.abort();
+    result?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -1,6 +1,11 @@
 //! What every handler can reach: the stores and the few settings that shape requests.
 
+use std::sync::Arc;
+
+use faceplate_engine::Engine;
 use faceplate_store::{RegionName, Stores};
+
+use crate::forms::FormLimits;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -8,15 +13,29 @@ pub struct AppState {
     pub stores: Stores,
     /// Where new tenants live when the operator names no region.
     pub default_region: RegionName,
+    pub engine: Arc<Engine>,
+    pub form_limits: FormLimits,
+    /// How long a face token lives unless a FaceSet keeps it.
+    pub face_token_ttl: chrono::Duration,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.
     operator_token_digest: Option<[u8; 32]>,
 }
 
 impl AppState {
-    pub fn new(stores: Stores, default_region: RegionName, operator_token: Option<&SecretString>) -> Self {
+    pub fn new(
+        stores: Stores,
+        default_region: RegionName,
+        operator_token: Option<&SecretString>,
+        engine: Arc<Engine>,
+        form_limits: FormLimits,
+        face_token_ttl: chrono::Duration,
+    ) -> Self {
         AppState {
             stores,
             default_region,
+            engine,
+            form_limits,
+            face_token_ttl,
             operator_token_digest: operator_token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
         }
     }

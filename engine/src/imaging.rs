@@ -33,6 +33,9 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> EngineResult<RgbImage> {
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP | ImageFormat::Bmp) {
         return Err(EngineError::UnsupportedFormat(Some(format!("{format:?}"))));
     }
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err(EngineError::CorruptImage("the JPEG data is truncated (no end-of-image marker)".into()));
+    }
     let mut decoder = reader.into_decoder().map_err(|e| EngineError::CorruptImage(e.to_string()))?;
     // Dimensions come from the header: refuse before decoding, so a 20000x20000 PNG never allocates.
     let (width, height) = decoder.dimensions();
@@ -49,4 +52,15 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> EngineResult<RgbImage> {
     let mut image = DynamicImage::from_decoder(decoder).map_err(|e| EngineError::CorruptImage(e.to_string()))?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
+}
+
+/// The JPEG decoder fills a truncated scan with grey rather than failing; a truncated upload should be refused,
+/// not analysed half-blank. Inside entropy-coded data 0xFF is always stuffed, so an end-of-image marker after
+/// the last start-of-scan marker means the scan is complete (an EXIF thumbnail's markers come earlier).
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_scan {
+        Some(start) => bytes[start..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }

@@ -4,6 +4,7 @@
 //! [`Engine`] owns a fixed set of inference threads, each with its own model sessions, fed by a bounded queue:
 //! when the queue is full a request is refused at once with [`EngineError::Busy`] instead of piling up.
 
+pub mod confidence;
 pub mod detect;
 pub mod embed;
 pub mod error;

@@ -36,6 +36,7 @@ pub enum Entity {
     Tenant,
     ApiKey,
     AuditEvent,
+    Face,
 }
 
 impl fmt::Display for Entity {
@@ -44,6 +45,7 @@ impl fmt::Display for Entity {
             Entity::Tenant => "tenant",
             Entity::ApiKey => "API key",
             Entity::AuditEvent => "audit event",
+            Entity::Face => "face",
         })
     }
 }

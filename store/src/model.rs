@@ -92,6 +92,61 @@ impl AuditEventId {
     }
 }
 
+/// A detected face: 32 lower-case hex characters (128 random bits), as Face++ face tokens look.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FaceToken(String);
+
+impl FaceToken {
+    pub fn generate() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        FaceToken(hex::encode(bytes))
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| Self(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FaceToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A face as stored: what comparison and search need, never the image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceRecord {
+    pub token: FaceToken,
+    pub image_id: String,
+    /// Which embedder produced `embedding` (vectors of different models are not comparable).
+    pub model: String,
+    pub embedding: Vec<f32>,
+    /// Face++ order: top, left, width, height.
+    pub rect: FaceRect,
+    pub score: f64,
+    /// Model-specific landmark points and quality figures, as JSON.
+    pub landmarks: serde_json::Value,
+    pub quality: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+    /// `None` once kept by a FaceSet.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FaceRect {
+    pub top: i32,
+    pub left: i32,
+    pub width: i32,
+    pub height: i32,
+}
+
 /// A region name as configured (`local`, `eu-west`, ...).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

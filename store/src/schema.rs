@@ -52,6 +52,27 @@ pub mod region {
         }
     }
 
+    diesel::table! {
+        faces (token) {
+            token -> Text,
+            tenant_id -> Text,
+            image_id -> Text,
+            model -> Text,
+            embedding -> Binary,
+            rect_left -> Integer,
+            rect_top -> Integer,
+            rect_width -> Integer,
+            rect_height -> Integer,
+            score -> Double,
+            landmarks -> Text,
+            quality -> Text,
+            created_at -> BigInt,
+            expires_at -> Nullable<BigInt>,
+        }
+    }
+
+    diesel::allow_tables_to_appear_in_same_query!(audit_events, faces);
+
     /// Every region table, for whole-tenant operations (purge, residency scans).
-    pub const TENANT_TABLES: &[&str] = &["audit_events"];
+    pub const TENANT_TABLES: &[&str] = &["audit_events", "faces"];
 }

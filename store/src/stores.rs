@@ -77,6 +77,15 @@ impl Stores {
         results
     }
 
+    /// Deletes expired faces in every region this node serves; returns how many.
+    pub async fn purge_expired_faces(&self) -> StoreResult<usize> {
+        let mut total = 0;
+        for db in self.regions.values() {
+            total += crate::tenant_data::purge_expired_faces(db).await?;
+        }
+        Ok(total)
+    }
+
     /// Creates a tenant homed in `region` (which must be configured here); the home region never changes
     /// afterwards except through an explicit migration.
     pub async fn create_tenant(&self, name: &str, region: &RegionName, by: &Provenance) -> StoreResult<Tenant> {

@@ -6,8 +6,10 @@ use diesel::prelude::*;
 
 use crate::db::Database;
 use crate::error::{Entity, StoreError, StoreResult};
-use crate::model::{AuditEvent, AuditEventId, Provenance, Tenant, TenantId, millis_to_time, now_millis};
-use crate::schema::region::{TENANT_TABLES, audit_events};
+use crate::model::{
+    AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Provenance, Tenant, TenantId, millis_to_time, now_millis,
+};
+use crate::schema::region::{TENANT_TABLES, audit_events, faces};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
@@ -132,4 +134,111 @@ impl TenantData {
             })
             .await
     }
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = faces)]
+struct FaceRow {
+    token: String,
+    tenant_id: String,
+    image_id: String,
+    model: String,
+    embedding: Vec<u8>,
+    rect_left: i32,
+    rect_top: i32,
+    rect_width: i32,
+    rect_height: i32,
+    score: f64,
+    landmarks: String,
+    quality: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+impl TryFrom<FaceRow> for FaceRecord {
+    type Error = StoreError;
+    fn try_from(r: FaceRow) -> StoreResult<FaceRecord> {
+        if !r.embedding.len().is_multiple_of(4) {
+            return Err(StoreError::Invalid(format!("corrupt embedding for face {}", r.token)));
+        }
+        let token =
+            FaceToken::parse(&r.token).ok_or_else(|| StoreError::Invalid(format!("corrupt face token {}", r.token)))?;
+        let json =
+            |s: &str| serde_json::from_str(s).map_err(|e| StoreError::Invalid(format!("corrupt face JSON: {e}")));
+        Ok(FaceRecord {
+            token,
+            image_id: r.image_id,
+            model: r.model,
+            embedding: r.embedding.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            rect: FaceRect { top: r.rect_top, left: r.rect_left, width: r.rect_width, height: r.rect_height },
+            score: r.score,
+            landmarks: json(&r.landmarks)?,
+            quality: json(&r.quality)?,
+            created_at: millis_to_time(r.created_at),
+            expires_at: r.expires_at.map(millis_to_time),
+        })
+    }
+}
+
+impl TenantData {
+    /// Stores detected faces in one transaction (all or none).
+    pub async fn insert_faces(&self, faces: Vec<FaceRecord>) -> StoreResult<()> {
+        let tenant = self.tenant.id.to_string();
+        let rows: Vec<FaceRow> = faces
+            .into_iter()
+            .map(|f| FaceRow {
+                token: f.token.to_string(),
+                tenant_id: tenant.clone(),
+                image_id: f.image_id,
+                model: f.model,
+                embedding: f.embedding.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                rect_left: f.rect.left,
+                rect_top: f.rect.top,
+                rect_width: f.rect.width,
+                rect_height: f.rect.height,
+                score: f.score,
+                landmarks: f.landmarks.to_string(),
+                quality: f.quality.to_string(),
+                created_at: f.created_at.timestamp_millis(),
+                expires_at: f.expires_at.map(|t| t.timestamp_millis()),
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.db
+            .run(move |c| {
+                // Row by row: multi-row inserts do not compile for the multi-backend connection.
+                c.transaction(|c| {
+                    for row in &rows {
+                        diesel::insert_into(faces::table).values(row).execute(c)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// One of the tenant's faces; unknown, expired and other tenants' tokens are all `NotFound`.
+    pub async fn get_face(&self, token: &FaceToken) -> StoreResult<FaceRecord> {
+        let (tenant, token) = (self.tenant.id.to_string(), token.to_string());
+        self.db
+            .run(move |c| {
+                faces::table
+                    .find(token)
+                    .filter(faces::tenant_id.eq(tenant))
+                    .filter(faces::expires_at.is_null().or(faces::expires_at.gt(now_millis())))
+                    .select(FaceRow::as_select())
+                    .first(c)
+                    .optional()?
+                    .ok_or(StoreError::NotFound(Entity::Face))?
+                    .try_into()
+            })
+            .await
+    }
+}
+
+/// Deletes every face past its expiry in one region store (all tenants: a maintenance job, not a tenant query).
+pub(crate) async fn purge_expired_faces(db: &Database) -> StoreResult<usize> {
+    db.run(|c| Ok(diesel::delete(faces::table.filter(faces::expires_at.le(now_millis()))).execute(c)?)).await
 }

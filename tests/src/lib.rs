@@ -117,6 +117,8 @@ impl TestDatabases {
         }
         toml.push_str(extra);
         toml.push('\n');
+        let models = faceplate_api::config::EngineConfig::default().models_dir();
+        toml.push_str(&format!("[engine]\nmodels_dir = {:?}\nworkers = 1\n", models.display().to_string()));
         for (name, url) in &self.region_urls {
             toml.push_str(&format!("[regions.{name}]\ndatabase_url = {url:?}\n"));
         }
@@ -293,6 +295,12 @@ pub async fn read(response: reqwest::Response) -> Resp {
     let text = response.text().await.expect("body");
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
     Resp { status, headers, text, body }
+}
+
+/// A test photo fetched by scripts/fetch-models.sh (see models/manifest.toml).
+pub fn test_image(name: &str) -> Vec<u8> {
+    let path = faceplate_api::config::EngineConfig::default().models_dir().join("testdata").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-models.sh", path.display()))
 }
 
 /// The `faceplate` binary of this build (cargo builds it for the api crate's integration tests).

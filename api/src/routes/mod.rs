@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod audit;
+pub mod facepp;
+pub mod faces;
 pub mod keys;
 pub mod ops;
 pub mod types;
@@ -11,7 +13,7 @@ use actix_web::http::Method;
 use actix_web::{App, HttpRequest, web};
 use utoipa::OpenApi;
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa_actix_web::service_config::ServiceConfig;
 use utoipa_actix_web::{AppExt, scope};
@@ -31,6 +33,8 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
     components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
     modifiers(&SecuritySchemes),
     tags(
+        (name = "faces", description = "Face detection, comparison and face tokens"),
+        (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
         (name = "admin", description = "Operator: tenants and their keys"),
@@ -54,6 +58,22 @@ impl utoipa::Modify for SecuritySchemes {
             bearer("A tenant API key `fpk_<id>.<secret>`. The listed scopes are what the key must hold."),
         );
         components.add_security_scheme("operator_token", bearer("The operator token from the server configuration."));
+        // Face++ clients send the key's two halves as form fields; the query string works too, which is the
+        // form OpenAPI can describe.
+        components.add_security_scheme(
+            "facepp_api_key",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_key",
+                "The key id (fpk_...), as a form field or query parameter",
+            ))),
+        );
+        components.add_security_scheme(
+            "facepp_api_secret",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "api_secret",
+                "The key secret, as a form field or query parameter",
+            ))),
+        );
     }
 }
 
@@ -63,6 +83,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(
         scope::scope("/v1")
             .service(keys::get_me)
+            .service(faces::detect_faces)
+            .service(faces::compare_faces)
+            .service(faces::get_face)
             .service(keys::list_keys)
             .service(keys::create_key)
             .service(keys::get_key)
@@ -70,6 +93,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(keys::rotate_key)
             .service(audit::list_audit_events)
             .service(audit::get_audit_event),
+    );
+    cfg.service(
+        scope::scope("/facepp/v3")
+            .service(facepp::facepp_detect)
+            .service(facepp::facepp_compare)
+            .service(facepp::facepp_get_detail),
     );
     cfg.service(
         scope::scope("/admin/v1")

@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod faces;
 mod isolation;
 mod keys;
 mod migrations;

@@ -1,0 +1,280 @@
+//! The face API end to end: real models, real photos, real HTTP, the tenant's region store.
+
+use base64::Engine as _;
+use faceplate_tests::{TestApp, read, test_image};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn upload(name: &str, field: &str, form: Form) -> Form {
+    form.part(field.to_string(), Part::bytes(test_image(name)).file_name(name.to_string()))
+}
+
+async fn detect(app: &TestApp, token: &str, name: &str) -> Value {
+    let form = upload(name, "image_file", Form::new());
+    let resp = app.client.post(app.url("/v1/faces/detect")).bearer_auth(token).multipart(form).send().await.unwrap();
+    read(resp).await.expect(200).body
+}
+
+#[tokio::test]
+async fn detect_finds_the_astronaut_and_stores_a_token_in_the_home_region() {
+    let app = TestApp::spawn_with(&["eu", "us"], "").await;
+    let tenant = app.create_tenant("acme", Some("us")).await;
+    let (_, token) = app.create_key(&tenant, &["face"]).await;
+
+    let body = detect(&app, &token, "astronaut.png").await;
+    assert_eq!(body["face_num"], 1);
+    let face = &body["faces"][0];
+    let rect = &face["face_rectangle"];
+    let near = |v: &Value, want: i64| (v.as_i64().unwrap() - want).abs() <= 6;
+    assert!(near(&rect["left"], 179) && near(&rect["top"], 63), "{rect}");
+    assert!(near(&rect["width"], 90) && near(&rect["height"], 111), "{rect}");
+    assert!(face["landmark"]["nose_tip"]["x"].as_f64().unwrap() > 179.0);
+    assert!(face["quality"]["sharpness"].as_f64().unwrap() > 0.0);
+    let face_token = face["face_token"].as_str().unwrap();
+    assert_eq!(face_token.len(), 32);
+
+    let detail = app.get(&format!("/v1/faces/{face_token}"), &token).await.expect(200);
+    assert_eq!(detail.body["face_rectangle"], *rect);
+    assert_eq!(detail.body["model"], "sface-2021dec");
+    assert!(detail.body["expires_at"].is_string());
+    assert!(!detail.text.contains("embedding"), "vectors are not served");
+
+    // The face lives in the tenant's home region only.
+    assert!(app.dbs.tenant_rows_in_region("us", &tenant) > 0);
+    assert_eq!(app.dbs.tenant_rows_in_region("eu", &tenant), 0);
+
+    // Base64 JSON works the same; an image without a face is a result, not an error.
+    let resp = app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&test_image("astronaut.png"))})).await;
+    assert_eq!(resp.expect(200).body["face_num"], 1);
+    let blank = png(200, 200);
+    let resp = app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&blank)})).await.expect(200);
+    assert_eq!((resp.body["face_num"].clone(), resp.body["faces"].clone()), (json!(0), json!([])));
+}
+
+#[tokio::test]
+async fn compare_separates_the_same_person_from_another() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant, &["face"]).await;
+    let mut tokens = Vec::new();
+    for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
+        let body = detect(&app, &token, name).await;
+        assert_eq!(body["face_num"], 1, "{name}");
+        tokens.push(body["faces"][0]["face_token"].as_str().unwrap().to_string());
+    }
+    let (app_ref, token_ref, tokens_ref) = (&app, &token, &tokens);
+    let compare = |a: usize, b: usize| {
+        let body = json!({"face_token1": tokens_ref[a], "face_token2": tokens_ref[b]});
+        async move { app_ref.post("/v1/faces/compare", token_ref, body).await.expect(200).body }
+    };
+    for (a, b) in [(0, 1), (0, 2), (1, 2)] {
+        let body = compare(a, b).await;
+        let confidence = body["confidence"].as_f64().unwrap();
+        assert!(confidence > body["thresholds"]["1e-4"].as_f64().unwrap(), "obama {a}-{b}: {body}");
+    }
+    for a in 0..3 {
+        let body = compare(a, 3).await;
+        let confidence = body["confidence"].as_f64().unwrap();
+        assert!(confidence < body["thresholds"]["1e-3"].as_f64().unwrap(), "obama {a} vs biden: {body}");
+    }
+    // A token and an image mix freely; the image's faces get tokens of their own.
+    let form = upload("obama2.jpg", "image_file2", Form::new().text("face_token1", tokens[0].clone()));
+    let resp = app.client.post(app.url("/v1/faces/compare")).bearer_auth(&token).multipart(form).send().await.unwrap();
+    let body = read(resp).await.expect(200).body;
+    assert!(body["confidence"].as_f64().unwrap() > 70.0, "{body}");
+    assert_eq!(body["faces2"][0]["face_token"].as_str().unwrap().len(), 32);
+    // A side without a face: no confidence, not an error.
+    let body = app
+        .post("/v1/faces/compare", &token, json!({"face_token1": tokens[0], "image_base64_2": b64(&png(100, 100))}))
+        .await;
+    assert!(body.expect(200).body["confidence"].is_null());
+}
+
+#[tokio::test]
+async fn facepp_clients_work_by_changing_the_base_url() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let created = app
+        .post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            faceplate_tests::OPERATOR_TOKEN,
+            json!({"name": "facepp", "scopes": ["face"]}),
+        )
+        .await
+        .expect(201);
+    let (api_key, api_secret) =
+        (created.body["api_key"].as_str().unwrap(), created.body["api_secret"].as_str().unwrap());
+
+    // detect, URL-encoded with base64, as python-facepp and most SDKs send it.
+    let form = [
+        ("api_key", api_key),
+        ("api_secret", api_secret),
+        ("image_base64", &b64(&test_image("astronaut.png"))),
+        ("return_attributes", "headpose"),
+    ];
+    let resp = app.client.post(app.url("/facepp/v3/detect")).form(&form).send().await.unwrap();
+    let body = read(resp).await.expect(200).body;
+    assert_eq!(body["face_num"], 1);
+    assert!(body["request_id"].is_string() && body["time_used"].is_u64() && body["image_id"].is_string());
+    let face = &body["faces"][0];
+    assert!(face["face_rectangle"]["top"].is_i64() && face["attributes"]["headpose"]["yaw_angle"].is_number());
+    let face_token = face["face_token"].as_str().unwrap();
+
+    // compare, multipart with two Obama photos.
+    let form = Form::new().text("api_key", api_key.to_string()).text("api_secret", api_secret.to_string());
+    let form = upload("obama2.jpg", "image_file2", upload("obama.jpg", "image_file1", form));
+    let resp = app.client.post(app.url("/facepp/v3/compare")).multipart(form).send().await.unwrap();
+    let body = read(resp).await.expect(200).body;
+    let confidence = body["confidence"].as_f64().unwrap();
+    assert!(confidence > body["thresholds"]["1e-4"].as_f64().unwrap(), "{body}");
+    assert_eq!(body["faces1"].as_array().unwrap().len(), 1);
+
+    // face/getdetail, credentials in the query string.
+    let url = app.url(&format!("/facepp/v3/face/getdetail?api_key={api_key}&api_secret={api_secret}"));
+    let resp = app.client.post(url).form(&[("face_token", face_token)]).send().await.unwrap();
+    let body = read(resp).await.expect(200).body;
+    assert_eq!(body["face_token"], face_token);
+
+    // Face++ errors: status and `error_message` as Face++ writes them.
+    let expect_error = |form: Vec<(&'static str, String)>, path: &'static str, status: u16, message: &'static str| {
+        let req = app.client.post(app.url(path)).form(&form);
+        async move {
+            let resp = read(req.send().await.unwrap()).await.expect(status);
+            assert_eq!(resp.body["error_message"], message, "{}", resp.text);
+        }
+    };
+    let auth = |extra: Vec<(&'static str, String)>| {
+        let mut form = vec![("api_key", api_key.to_string()), ("api_secret", api_secret.to_string())];
+        form.extend(extra);
+        form
+    };
+    expect_error(vec![("image_base64", "x".into())], "/facepp/v3/detect", 400, "MISSING_ARGUMENTS: api_key").await;
+    expect_error(vec![("api_key", api_key.into())], "/facepp/v3/detect", 400, "MISSING_ARGUMENTS: api_secret").await;
+    let wrong = vec![("api_key", api_key.to_string()), ("api_secret", "wrong".into())];
+    let resp = read(app.client.post(app.url("/facepp/v3/detect")).form(&wrong).send().await.unwrap()).await.expect(401);
+    assert_eq!(resp.error_code(), "AUTHENTICATION_ERROR");
+    expect_error(auth(vec![]), "/facepp/v3/detect", 400, "MISSING_ARGUMENTS: image_file").await;
+    expect_error(
+        auth(vec![("face_token", "0".repeat(32))]),
+        "/facepp/v3/face/getdetail",
+        400,
+        &*Box::leak(format!("INVALID_FACE_TOKEN: {}", "0".repeat(32)).into_boxed_str()),
+    )
+    .await;
+    expect_error(
+        auth(vec![("image_base64", b64(&test_image("astronaut.png"))), ("return_landmark", "1".into())]),
+        "/facepp/v3/detect",
+        400,
+        "BAD_ARGUMENTS: return_landmark",
+    )
+    .await;
+    let resp = read(
+        app.client
+            .post(app.url("/facepp/v3/detect"))
+            .form(&auth(vec![
+                ("image_base64", b64(&test_image("astronaut.png"))),
+                ("return_attributes", "gender,age".into()),
+            ]))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+    .expect(400);
+    assert!(resp.body["error_message"].as_str().unwrap().contains("gender"), "named, not faked");
+}
+
+#[tokio::test]
+async fn bad_images_and_arguments_get_clear_errors() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant, &["face"]).await;
+    let (_, ocr_only) = app.create_key(&tenant, &["ocr"]).await;
+    let post = |body: Value| app.post("/v1/faces/detect", &token, body);
+
+    assert_eq!(post(json!({})).await.expect(400).error_code(), "MISSING_ARGUMENTS");
+    assert_eq!(
+        post(json!({"image_base64": b64(b"not an image")})).await.expect(400).error_code(),
+        "IMAGE_ERROR_UNSUPPORTED_FORMAT"
+    );
+    assert_eq!(post(json!({"image_base64": "%%%"})).await.expect(400).error_code(), "BAD_ARGUMENTS");
+    let jpeg = test_image("obama.jpg");
+    let truncated = post(json!({"image_base64": b64(&jpeg[..jpeg.len() / 2])})).await.expect(400);
+    assert_eq!(truncated.error_code(), "IMAGE_ERROR_UNSUPPORTED_FORMAT");
+    assert_eq!(post(json!({"image_base64": b64(&png(1, 1))})).await.expect(400).error_code(), "INVALID_IMAGE_SIZE");
+    assert_eq!(post(json!({"image_url": "http://169.254.169.254/"})).await.expect(400).error_code(), "BAD_ARGUMENTS");
+    assert_eq!(post(json!({"image_file_typo": "x"})).await.expect(400).error_code(), "BAD_ARGUMENTS");
+
+    // Over 2 MB: refused while uploading, as multipart and as base64.
+    let big = vec![0u8; 2 * 1024 * 1024 + 1];
+    let form = Form::new().part("image_file", Part::bytes(big.clone()).file_name("big.jpg"));
+    let resp =
+        read(app.client.post(app.url("/v1/faces/detect")).bearer_auth(&token).multipart(form).send().await.unwrap())
+            .await;
+    assert_eq!(resp.expect(400).error_code(), "IMAGE_FILE_TOO_LARGE");
+    assert_eq!(post(json!({"image_base64": b64(&big)})).await.expect(400).error_code(), "IMAGE_FILE_TOO_LARGE");
+    let resp =
+        read(app.client.post(app.url("/v1/faces/detect")).bearer_auth(&token).body("x").send().await.unwrap()).await;
+    assert_eq!(resp.expect(415).error_code(), "UNSUPPORTED_MEDIA_TYPE");
+
+    // Scope and tenant isolation.
+    assert_eq!(
+        app.post("/v1/faces/detect", &ocr_only, json!({})).await.expect(403).error_code(),
+        "AUTHORIZATION_ERROR"
+    );
+    let body = detect(&app, &token, "astronaut.png").await;
+    let face_token = body["faces"][0]["face_token"].as_str().unwrap();
+    let other = app.create_tenant("other", None).await;
+    let (_, other_token) = app.create_key(&other, &["face"]).await;
+    let resp = app.get(&format!("/v1/faces/{face_token}"), &other_token).await.expect(404);
+    assert_eq!(resp.error_code(), "FACE_NOT_FOUND");
+    let resp = app
+        .post("/v1/faces/compare", &other_token, json!({"face_token1": face_token, "face_token2": face_token}))
+        .await;
+    assert_eq!(resp.expect(404).error_code(), "FACE_NOT_FOUND");
+    assert_eq!(app.get("/v1/faces/nonsense", &token).await.expect(404).error_code(), "FACE_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn expired_face_tokens_are_gone_and_purged() {
+    use faceplate_store::{FaceRecord, FaceRect, FaceToken, Stores};
+    let app = TestApp::spawn().await;
+    let tenant_id = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant_id, &["face"]).await;
+    let config = faceplate_api::config::Config::load(Some(&app.config_path)).unwrap();
+    let (stores, _) = Stores::open(&config.stores().unwrap(), faceplate_tests::SERVER_SECRET.as_bytes()).await.unwrap();
+    let tenant = stores.control().find_tenant("acme").await.unwrap();
+    let expired = FaceToken::generate();
+    let now = chrono::Utc::now();
+    let record = FaceRecord {
+        token: expired.clone(),
+        image_id: "img".into(),
+        model: "sface-2021dec".into(),
+        embedding: vec![0.5; 128],
+        rect: FaceRect { top: 1, left: 2, width: 3, height: 4 },
+        score: 0.9,
+        landmarks: json!({}),
+        quality: json!({}),
+        created_at: now - chrono::Duration::hours(80),
+        expires_at: Some(now - chrono::Duration::hours(8)),
+    };
+    stores.tenant_data(&tenant).unwrap().insert_faces(vec![record]).await.unwrap();
+    // Expired: invisible at once, even before the purge runs.
+    assert_eq!(app.get(&format!("/v1/faces/{expired}"), &token).await.expect(404).error_code(), "FACE_NOT_FOUND");
+    let live = detect(&app, &token, "astronaut.png").await["faces"][0]["face_token"].as_str().unwrap().to_string();
+    assert_eq!(stores.purge_expired_faces().await.unwrap(), 1);
+    assert_eq!(stores.purge_expired_faces().await.unwrap(), 0);
+    app.get(&format!("/v1/faces/{live}"), &token).await.expect(200);
+}
+
+/// A plain grey PNG of the given size.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let image = image::DynamicImage::ImageRgb8(image::RgbImage::from_pixel(width, height, image::Rgb([128, 128, 128])));
+    let mut out = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
