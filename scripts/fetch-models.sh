@@ -104,8 +104,8 @@ for i, a in enumerate(m.get("artifact", [])):
         bad(f"{what}: no [[download]] for {reg} package {pkg}")
     conv = field(a, "convert", what)
     opset = field(a, "opset", what, int, optional=True)
-    if conv not in ("-", "fold_int8") or (conv == "fold_int8") != (opset != "-"):
-        bad(f"{what}: convert must be \"\" or \"fold_int8\" (which needs opset)")
+    if conv not in ("-", "fold_int8", "fold_int8_dynamic_batch") or conv.startswith("fold_int8") != (opset != "-"):
+        bad(f"{what}: convert must be \"\", \"fold_int8\" or \"fold_int8_dynamic_batch\" (both need opset)")
     field(a, "licence", what)
     out.append(["A", name, kind, p, hexsha(a, what), field(a, "size", what, int), reg, pkg,
                 field(a, "member", what), conv, opset, field(a, "platform", what, optional=True)])
@@ -306,9 +306,11 @@ for n in "${todo[@]}"; do
     python3 -c "$extract_py" "$fetched" "${a_member[$n]}" "$work/member"
     case "${a_convert[$n]}" in
         -) mv "$work/member" "$work/result" ;;
-        fold_int8)
+        fold_int8 | fold_int8_dynamic_batch)
             say "folding ${a_member[$n]##*/} to fp32 opset ${a_opset[$n]}"
-            "$venv/bin/python" "$fold_tool" -q "$work/member" "$work/result" --opset "${a_opset[$n]}" ||
+            flags=(--opset "${a_opset[$n]}")
+            [ "${a_convert[$n]}" = fold_int8 ] || flags+=(--dynamic-batch)
+            "$venv/bin/python" "$fold_tool" -q "$work/member" "$work/result" "${flags[@]}" ||
                 die "fold_int8.py failed on ${a_member[$n]}"
             "$venv/bin/python" -c "$io_py" "$manifest" "$n" "$work/result"
             ;;

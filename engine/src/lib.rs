@@ -1,8 +1,10 @@
 //! Faceplate's inference engine. It knows images and models only: no HTTP, no SQL (a test checks that it
 //! depends on neither actix nor diesel).
 //!
-//! [`Engine`] owns a fixed set of inference threads, each with its own model sessions, fed by a bounded queue:
-//! when the queue is full a request is refused at once with [`EngineError::Busy`] instead of piling up.
+//! [`Engine`] owns a fixed set of detection threads, each with its own detector session, fed by a bounded
+//! queue: when the queue is full a request is refused at once with [`EngineError::Busy`] instead of piling up.
+//! The detection threads hand aligned faces to one embedding thread, which embeds the faces of concurrent
+//! requests in one batch.
 
 pub mod confidence;
 pub mod detect;
@@ -14,7 +16,8 @@ pub mod quality;
 pub mod runtime;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
 use image::RgbImage;
@@ -77,33 +80,75 @@ pub struct Analysis {
     pub faces: Vec<Face>,
 }
 
-struct Models {
-    detector: Session,
-    embedder: Session,
+/// Requests waiting for a detection thread.
+type Job = Box<dyn FnOnce(&mut Session, &Embedder) + Send>;
+
+/// Aligned crops waiting for the embedding thread, with where to send their vectors.
+struct EmbedJob {
+    crops: Vec<RgbImage>,
+    reply: mpsc::SyncSender<EngineResult<Vec<[f32; embed::DIMENSIONS]>>>,
 }
 
-type Job = Box<dyn FnOnce(&mut Models) + Send>;
+/// The faces of concurrent requests are embedded together: the embedding thread takes whatever crops are
+/// waiting (up to `MAX_EMBED_BATCH`) and runs them as one batch.
+const MAX_EMBED_BATCH: usize = 32;
+
+/// The detection threads' handle on the embedding stage.
+#[derive(Clone)]
+struct Embedder {
+    queue: mpsc::Sender<EmbedJob>,
+}
+
+impl Embedder {
+    fn embed(&self, crops: Vec<RgbImage>) -> EngineResult<Vec<[f32; embed::DIMENSIONS]>> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, result) = mpsc::sync_channel(1);
+        self.queue
+            .send(EmbedJob { crops, reply })
+            .map_err(|_| EngineError::Runtime("the embedding thread has stopped".into()))?;
+        result.recv().map_err(|_| EngineError::Runtime("the embedding thread dropped the request".into()))?
+    }
+}
+
+/// Counters for monitoring: average batch size = faces / runs.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub embedding_runs: AtomicU64,
+    pub faces_embedded: AtomicU64,
+}
 
 /// The inference engine; cheap to share behind an `Arc`.
 pub struct Engine {
     queue: mpsc::SyncSender<Job>,
     settings: EngineSettings,
+    stats: Arc<EngineStats>,
 }
 
 impl Engine {
-    /// Loads the runtime and the models (checking each), then starts the inference threads.
+    /// Loads the runtime and the models (checking each), then starts the detection threads and the embedding
+    /// thread.
     pub fn start(settings: EngineSettings) -> EngineResult<Engine> {
         let env = runtime::environment(&settings.models.runtime_library)?;
+        let stats = Arc::new(EngineStats::default());
+
+        let mut embedder_session = runtime::open_session(env, &settings.models.embedder, &embed::SPEC)?;
+        let (embed_queue, embed_jobs) = mpsc::channel::<EmbedJob>();
+        let embed_stats = Arc::clone(&stats);
+        thread::Builder::new()
+            .name("embedding".into())
+            .spawn(move || run_embedder(&mut embedder_session, &embed_jobs, &embed_stats))
+            .map_err(|e| EngineError::Runtime(format!("cannot start the embedding thread: {e}")))?;
+        let embedder = Embedder { queue: embed_queue };
+
         let (queue, jobs) = mpsc::sync_channel::<Job>(settings.queue_capacity.max(1));
-        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        let jobs = Arc::new(Mutex::new(jobs));
         for worker in 0..settings.workers.max(1) {
-            let mut models = Models {
-                detector: runtime::open_session(env, &settings.models.detector, &detect::SPEC)?,
-                embedder: runtime::open_session(env, &settings.models.embedder, &embed::SPEC)?,
-            };
-            let jobs = std::sync::Arc::clone(&jobs);
+            let mut detector = runtime::open_session(env, &settings.models.detector, &detect::SPEC)?;
+            let (jobs, embedder) = (Arc::clone(&jobs), embedder.clone());
             thread::Builder::new()
-                .name(format!("inference-{worker}"))
+                .name(format!("detection-{worker}"))
                 .spawn(move || {
                     loop {
                         // The lock is held only while waiting for the next job, never while running one.
@@ -112,35 +157,34 @@ impl Engine {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(&mut models),
+                            Ok(job) => job(&mut detector, &embedder),
                             Err(_) => return, // the engine was dropped
                         }
                     }
                 })
-                .map_err(|e| EngineError::Runtime(format!("cannot start an inference thread: {e}")))?;
+                .map_err(|e| EngineError::Runtime(format!("cannot start a detection thread: {e}")))?;
         }
-        Ok(Engine { queue, settings })
+        Ok(Engine { queue, settings, stats })
     }
 
     pub fn settings(&self) -> &EngineSettings {
         &self.settings
     }
 
-    /// Decodes and analyses an image on an inference thread. `Busy` at once when the queue is full.
-    pub async fn analyze(&self, bytes: Vec<u8>) -> EngineResult<Analysis> {
-        let settings = self.settings.clone();
-        self.submit(move |models| analyze_image(models, &bytes, &settings)).await
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
     }
 
-    async fn submit<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&mut Models) -> EngineResult<T> + Send + 'static,
-    ) -> EngineResult<T> {
+    /// Decodes and analyses an image off the async threads. `Busy` at once when the queue is full.
+    pub async fn analyze(&self, bytes: Vec<u8>) -> EngineResult<Analysis> {
+        let settings = self.settings.clone();
         let (reply, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |models| {
-            // A panic in one request must not take the inference thread down with it.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(models)))
-                .unwrap_or_else(|_| Err(EngineError::Runtime("inference panicked".into())));
+        let job: Job = Box::new(move |detector, embedder| {
+            // A panic in one request must not take the thread down with it.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                analyze_image(detector, embedder, &bytes, &settings)
+            }))
+            .unwrap_or_else(|_| Err(EngineError::Runtime("inference panicked".into())));
             let _ = reply.send(outcome);
         });
         self.queue.try_send(job).map_err(|e| match e {
@@ -151,17 +195,54 @@ impl Engine {
     }
 }
 
-fn analyze_image(models: &mut Models, bytes: &[u8], settings: &EngineSettings) -> EngineResult<Analysis> {
+fn run_embedder(session: &mut Session, jobs: &mpsc::Receiver<EmbedJob>, stats: &EngineStats) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        let mut faces = batch[0].crops.len();
+        while faces < MAX_EMBED_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    faces += job.crops.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let crops: Vec<RgbImage> = batch.iter().flat_map(|job| job.crops.iter().cloned()).collect();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| embed::embed(session, &crops)))
+            .unwrap_or_else(|_| Err(EngineError::Runtime("embedding panicked".into())));
+        stats.embedding_runs.fetch_add(1, Ordering::Relaxed);
+        stats.faces_embedded.fetch_add(crops.len() as u64, Ordering::Relaxed);
+        match outcome {
+            Ok(vectors) => {
+                let mut vectors = vectors.into_iter();
+                for job in batch {
+                    let mine: Vec<_> = vectors.by_ref().take(job.crops.len()).collect();
+                    let _ = job.reply.send(Ok(mine));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for job in batch {
+                    let _ = job.reply.send(Err(EngineError::Runtime(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn analyze_image(
+    detector: &mut Session,
+    embedder: &Embedder,
+    bytes: &[u8],
+    settings: &EngineSettings,
+) -> EngineResult<Analysis> {
     let image: RgbImage = imaging::decode(bytes, &settings.image_limits)?;
-    let mut detections = detect::detect(&mut models.detector, &image, &settings.detector)?;
+    let mut detections = detect::detect(detector, &image, &settings.detector)?;
     detections.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
     let embedded = detections.len().min(settings.max_embedded_faces);
     let crops: Vec<RgbImage> = detections[..embedded].iter().map(|d| embed::align(&image, &d.landmarks)).collect();
-    let mut embeddings = Vec::with_capacity(crops.len());
-    for crop in &crops {
-        // One crop per run: the SFace export has a fixed batch of one.
-        embeddings.extend(embed::embed(&mut models.embedder, std::slice::from_ref(crop))?);
-    }
+    let embeddings = embedder.embed(crops.clone())?;
     let faces = detections
         .into_iter()
         .enumerate()

@@ -40,7 +40,7 @@ pub fn environment(library: &Path) -> EngineResult<&'static Environment> {
     }
 }
 
-/// The tensor names and shapes a model must have (`-1`: any size).
+/// The tensor names and shapes a model must have (`-1`: a dynamic dimension, e.g. the batch).
 pub struct ModelSpec {
     pub inputs: &'static [(&'static str, &'static [i64])],
     pub outputs: &'static [(&'static str, &'static [i64])],
@@ -75,11 +75,11 @@ pub fn open_session(env: &Environment, path: &Path, spec: &ModelSpec) -> EngineR
             let ValueType::Tensor { shape: actual_shape, .. } = outlet.dtype() else {
                 return Err(model_error(format!("{kind} `{name}` is not a tensor")));
             };
-            let matches = actual_shape.len() == shape.len()
-                && actual_shape.iter().zip(shape.iter()).all(|(a, e)| *e == -1 || *a == -1 || a == e);
+            let matches =
+                actual_shape.len() == shape.len() && actual_shape.iter().zip(shape.iter()).all(|(a, e)| a == e);
             if !matches {
                 return Err(model_error(format!(
-                    "{kind} `{name}` has shape {:?}, expected {shape:?}",
+                    "{kind} `{name}` has shape {:?}, expected {shape:?} (-1: dynamic)",
                     &actual_shape[..]
                 )));
             }

@@ -202,3 +202,76 @@ fn insert_exif_orientation(jpeg: &mut Vec<u8>, orientation: u16) {
     segment.extend_from_slice(&tiff);
     jpeg.splice(2..2, segment);
 }
+
+#[tokio::test]
+async fn concurrent_requests_share_embedding_batches_and_match_single_runs() {
+    let engine = engine();
+    let names = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "astronaut.png", "sample2.jpg"];
+    let alone: Vec<Analysis> = {
+        let mut out = Vec::new();
+        for name in names {
+            out.push(analyze(name).await);
+        }
+        out
+    };
+    let runs_before = engine.stats().embedding_runs.load(std::sync::atomic::Ordering::Relaxed);
+    let together = futures_join_all(names.iter().map(|n| engine.analyze(image(n)))).await;
+    for ((name, a), b) in names.iter().zip(&alone).zip(together) {
+        let b = b.unwrap();
+        assert_eq!(a.faces.len(), b.faces.len(), "{name}");
+        for (fa, fb) in a.faces.iter().zip(&b.faces) {
+            match (fa.embedding, fb.embedding) {
+                (Some(x), Some(y)) => assert!(cosine(&x, &y) > 0.9999, "{name}: batched and single runs agree"),
+                (None, None) => {}
+                _ => panic!("{name}: embedding presence differs"),
+            }
+        }
+    }
+    let runs = engine.stats().embedding_runs.load(std::sync::atomic::Ordering::Relaxed) - runs_before;
+    assert!(runs >= 1 && runs <= names.len() as u64, "{runs} embedding runs for {} images", names.len());
+}
+
+#[tokio::test]
+async fn a_full_queue_refuses_at_once_with_busy() {
+    let settings = EngineSettings {
+        models: ModelPaths::in_dir(models_dir()),
+        workers: 1,
+        queue_capacity: 1,
+        detector: DetectorSettings::default(),
+        image_limits: ImageLimits::default(),
+        max_embedded_faces: 5,
+    };
+    let engine = Engine::start(settings).unwrap();
+    // All requests are submitted before the first (a detection of ~100 ms) can finish: one runs, one waits,
+    // the rest are refused.
+    let results = futures_join_all((0..6).map(|_| engine.analyze(image("sample1.jpg")))).await;
+    let busy = results.iter().filter(|r| matches!(r, Err(EngineError::Busy))).count();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert!(busy >= 4 && ok >= 1 && busy + ok == 6, "busy {busy}, ok {ok}");
+}
+
+#[test]
+fn a_wrong_model_file_stops_start_up_with_the_fix() {
+    let mut paths = ModelPaths::in_dir(models_dir());
+    paths.embedder = paths.detector.clone(); // the detector where the embedder should be
+    let settings = EngineSettings {
+        models: paths,
+        workers: 1,
+        queue_capacity: 1,
+        detector: DetectorSettings::default(),
+        image_limits: ImageLimits::default(),
+        max_embedded_faces: 5,
+    };
+    let message = Engine::start(settings).err().expect("refused").to_string();
+    assert!(message.contains("yunet_2023mar.onnx") && message.contains("fetch-models.sh"), "{message}");
+    let mut paths = ModelPaths::in_dir(models_dir());
+    paths.detector = models_dir().join("no-such-model.onnx");
+    let settings = EngineSettings { models: paths, ..EngineSettings::clone(&engine().settings().clone()) };
+    let message = Engine::start(settings).err().expect("refused").to_string();
+    assert!(message.contains("no-such-model.onnx") && message.contains("does not exist"), "{message}");
+}
+
+/// Runs the futures together; `join_all` polls each once in order first, so all are submitted before any ends.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    futures_util::future::join_all(futures).await
+}

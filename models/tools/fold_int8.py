@@ -14,7 +14,10 @@ inference) must accept the result or nothing is written.
 The output is deterministic: the same input and the same `onnx` version give the same bytes
 (scripts/fetch-models.sh pins the version and checks the sha256 in models/manifest.toml).
 
-usage: fold_int8.py IN.onnx OUT.onnx [--opset N]
+With --dynamic-batch the first dimension of every graph input and output becomes the symbol "N", so one
+run can embed many faces (only valid for models whose batch dimension flows through, e.g. via Flatten).
+
+usage: fold_int8.py IN.onnx OUT.onnx [--opset N] [--dynamic-batch]
 """
 import argparse
 import os
@@ -57,7 +60,18 @@ def onnx_reshape(x, shape, allowzero):
     return x.reshape(shape)
 
 
-def fold(model, opset=None):
+def make_batch_dynamic(model):
+    """Declares dim 0 of the graph's inputs and outputs as "N"; inferred intermediate shapes are dropped so
+    they cannot contradict it (the checker re-infers them)."""
+    g = model.graph
+    for value in list(g.input) + list(g.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_param = "N"
+    del g.value_info[:]
+
+
+def fold(model, opset=None, dynamic_batch=False):
     g = model.graph
     values = {t.name: numpy_helper.to_array(t) for t in g.initializer}  # keeps initializer order
     kept, folded = [], 0
@@ -97,6 +111,9 @@ def fold(model, opset=None):
                 o.version = opset
         model.ir_version = 8
 
+    if dynamic_batch:
+        make_batch_dynamic(model)
+
     left = sorted({n.op_type for n in kept if n.op_type in ("DequantizeLinear", "QuantizeLinear")})
     if left:
         raise SystemExit(f"fold_int8: {', '.join(left)} still present (non-constant inputs); refusing to write")
@@ -109,11 +126,12 @@ def main():
     ap.add_argument("src")
     ap.add_argument("dst")
     ap.add_argument("--opset", type=int, default=None, help="re-declare this default-domain opset (e.g. 13)")
+    ap.add_argument("--dynamic-batch", action="store_true", help="make dim 0 of inputs and outputs symbolic (N)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args()
 
     model = onnx.load(args.src)
-    folded = fold(model, args.opset)
+    folded = fold(model, args.opset, args.dynamic_batch)
     tmp = args.dst + ".tmp"
     onnx.save(model, tmp)
     os.replace(tmp, args.dst)

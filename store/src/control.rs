@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 
 use crate::credentials::{self, KeyHasher};
-use crate::db::Database;
+use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
 use crate::model::{
     ApiKey, IssuedKey, KeyId, NewKey, RegionName, Scope, Tenant, TenantId, TenantStatus, millis_to_time,
@@ -237,11 +237,10 @@ impl ControlStore {
         let deleted = self
             .db
             .run(move |c| {
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(&id))).execute(c)?;
-                    diesel::delete(tenants::table.find(&id)).execute(c)
+                    Ok(diesel::delete(tenants::table.find(&id)).execute(c)?)
                 })
-                .map_err(StoreError::from)
             })
             .await?;
         if deleted == 0 { Err(StoreError::NotFound(Entity::Tenant)) } else { Ok(()) }
@@ -269,7 +268,7 @@ impl ControlStore {
         let key: ApiKey = self
             .db
             .run(move |c| {
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     let existing: i64 =
                         api_keys::table.filter(api_keys::tenant_id.eq(&row.tenant_id)).count().get_result(c)?;
                     if existing >= MAX_KEYS_PER_TENANT {
@@ -314,7 +313,7 @@ impl ControlStore {
         let (tenant, id) = (tenant.to_string(), id.to_string());
         self.db
             .run(move |c| {
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     load_key(c, &tenant, &id)?;
                     diesel::update(api_keys::table.find(&id).filter(api_keys::revoked_at.is_null()))
                         .set(api_keys::revoked_at.eq(now_millis()))
@@ -333,7 +332,7 @@ impl ControlStore {
         let key = self
             .db
             .run(move |c| {
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     let current: ApiKeyRow = api_keys::table
                         .find(&id)
                         .filter(api_keys::tenant_id.eq(&tenant))

@@ -125,6 +125,36 @@ fn configure_sqlite(conn: &mut SqliteConnection) -> StoreResult<()> {
     Ok(())
 }
 
+/// Runs `f` in a transaction that takes the write lock up front. On SQLite a plain (deferred) transaction that
+/// reads and then writes fails at once with "database is locked" if another connection committed in between;
+/// `BEGIN IMMEDIATE` waits for the lock instead (up to the busy timeout). PostgreSQL needs nothing special.
+pub fn write_transaction<T>(
+    conn: &mut AnyConnection,
+    f: impl FnOnce(&mut AnyConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    if !matches!(conn, AnyConnection::Sqlite(_)) {
+        return conn.transaction(f);
+    }
+    fn sqlite(conn: &mut AnyConnection) -> &mut SqliteConnection {
+        match conn {
+            AnyConnection::Sqlite(c) => c,
+            AnyConnection::Postgresql(_) => unreachable!("checked above"),
+        }
+    }
+    AnsiTransactionManager::begin_transaction_sql(sqlite(conn), "BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => {
+            AnsiTransactionManager::commit_transaction(sqlite(conn))?;
+            Ok(value)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(sqlite(conn))?;
+            Err(e)
+        }
+    }
+}
+
 /// Which schema a database holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {

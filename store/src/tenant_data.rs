@@ -4,7 +4,7 @@
 
 use diesel::prelude::*;
 
-use crate::db::Database;
+use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::model::{
     AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Provenance, Tenant, TenantId, millis_to_time, now_millis,
@@ -121,7 +121,7 @@ impl TenantData {
         let tenant = self.tenant.id.to_string();
         self.db
             .run(move |c| {
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     let mut deleted = 0;
                     for table in TENANT_TABLES {
                         // Table names come from our own constant list, never from input.
@@ -209,7 +209,7 @@ impl TenantData {
         self.db
             .run(move |c| {
                 // Row by row: multi-row inserts do not compile for the multi-backend connection.
-                c.transaction(|c| {
+                write_transaction(c, |c| {
                     for row in &rows {
                         diesel::insert_into(faces::table).values(row).execute(c)?;
                     }
