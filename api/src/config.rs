@@ -90,6 +90,19 @@ pub struct EngineConfig {
     /// Faces per image that get a face token and landmarks, largest first (Face++: 5).
     #[serde(default = "default_max_faces")]
     pub max_faces_per_image: usize,
+    /// Hosts (`host` or `host:port`) that `image_url` may fetch from. Empty (the default): `image_url` is
+    /// refused, since fetching arbitrary URLs would let callers probe the server's network.
+    #[serde(default)]
+    pub image_url_allowed_hosts: Vec<String>,
+    /// Seconds a download from `image_url` may take.
+    #[serde(default = "default_image_url_timeout")]
+    pub image_url_timeout_secs: u64,
+    /// Model files, relative to `models_dir` (or absolute): swap in another detector or embedder with the same
+    /// inputs and outputs.
+    #[serde(default = "default_detector_model")]
+    pub detector_model: PathBuf,
+    #[serde(default = "default_embedder_model")]
+    pub embedder_model: PathBuf,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +116,10 @@ impl Default for EngineConfig {
             max_image_side: default_max_image_side(),
             detection_threshold: default_score_threshold(),
             max_faces_per_image: default_max_faces(),
+            image_url_allowed_hosts: Vec::new(),
+            image_url_timeout_secs: default_image_url_timeout(),
+            detector_model: default_detector_model(),
+            embedder_model: default_embedder_model(),
         }
     }
 }
@@ -124,7 +141,14 @@ impl EngineConfig {
     pub fn settings(&self) -> faceplate_engine::EngineSettings {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         faceplate_engine::EngineSettings {
-            models: faceplate_engine::ModelPaths::in_dir(self.models_dir()),
+            models: {
+                let dir = self.models_dir();
+                faceplate_engine::ModelPaths {
+                    detector: dir.join(&self.detector_model),
+                    embedder: dir.join(&self.embedder_model),
+                    ..faceplate_engine::ModelPaths::in_dir(&dir)
+                }
+            },
             workers: self.workers.unwrap_or(cpus),
             queue_capacity: self.queue_capacity,
             detector: faceplate_engine::DetectorSettings {
@@ -176,6 +200,15 @@ fn default_score_threshold() -> f32 {
 }
 fn default_max_faces() -> usize {
     5
+}
+fn default_image_url_timeout() -> u64 {
+    5
+}
+fn default_detector_model() -> PathBuf {
+    PathBuf::from("yunet_2023mar.onnx")
+}
+fn default_embedder_model() -> PathBuf {
+    PathBuf::from("sface_2021dec.onnx")
 }
 fn default_token_ttl_hours() -> u64 {
     72
@@ -266,6 +299,9 @@ impl Config {
         }
         if !(0.0..1.0).contains(&e.detection_threshold) {
             bail!("engine.detection_threshold must be in [0, 1)");
+        }
+        if e.image_url_timeout_secs == 0 || e.image_url_timeout_secs > 60 {
+            bail!("engine.image_url_timeout_secs must be between 1 and 60");
         }
         if self.faces.token_ttl_hours == 0 || self.faces.purge_interval_secs == 0 {
             bail!("faces.token_ttl_hours and faces.purge_interval_secs must be positive");
@@ -379,6 +415,10 @@ impl Config {
                 "max_image_side": self.engine.max_image_side,
                 "detection_threshold": self.engine.detection_threshold,
                 "max_faces_per_image": self.engine.max_faces_per_image,
+                "image_url_allowed_hosts": self.engine.image_url_allowed_hosts,
+                "image_url_timeout_secs": self.engine.image_url_timeout_secs,
+                "detector_model": self.engine.detector_model,
+                "embedder_model": self.engine.embedder_model,
             },
             "faces": self.faces,
         }))

@@ -64,6 +64,10 @@ error_codes! {
     ImageErrorUnsupportedFormat = "IMAGE_ERROR_UNSUPPORTED_FORMAT" => BAD_REQUEST,
     /// The image's width or height is outside the allowed range.
     InvalidImageSize = "INVALID_IMAGE_SIZE" => BAD_REQUEST,
+    /// `image_url` cannot be used: not an http(s) URL, a host off the allow-list, or a failed download.
+    InvalidImageUrl = "INVALID_IMAGE_URL" => BAD_REQUEST,
+    /// Downloading `image_url` took longer than the server allows.
+    ImageDownloadTimeout = "IMAGE_DOWNLOAD_TIMEOUT" => PRECONDITION_FAILED,
     /// Face++ API: the face token is unknown, expired or not this tenant's.
     InvalidFaceToken = "INVALID_FACE_TOKEN" => BAD_REQUEST,
     /// No such endpoint.

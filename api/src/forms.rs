@@ -12,6 +12,22 @@ use futures_util::StreamExt;
 
 use crate::error::{ApiError, ErrorCode};
 
+/// Where an image comes from: its bytes, or a URL still to fetch (see `image_url`).
+#[derive(Debug)]
+pub enum ImageInput {
+    Bytes(Vec<u8>),
+    Url { field: String, address: String },
+}
+
+impl ImageInput {
+    pub async fn load(self, fetcher: &crate::image_url::ImageFetcher) -> Result<Vec<u8>, ApiError> {
+        match self {
+            ImageInput::Bytes(bytes) => Ok(bytes),
+            ImageInput::Url { field, address } => fetcher.fetch(&field, &address).await,
+        }
+    }
+}
+
 /// Bounds for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct FormLimits {
@@ -126,28 +142,22 @@ impl Fields {
         }
     }
 
-    /// The image from `<file>` (upload) or `<base64>`, in that order of precedence (as Face++). `image_url`
-    /// is refused: fetching URLs for callers is disabled (it would let them probe our network).
-    pub fn take_image(&mut self, file: &str, base64: &str, url: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    /// The image from `<file>` (upload), `<base64>` or `<url>`, in that order of precedence (as Face++).
+    pub fn take_image(&mut self, file: &str, base64: &str, url: &str) -> Result<Option<ImageInput>, ApiError> {
         if let Some(bytes) = self.files.remove(file) {
-            return Ok(Some(bytes));
+            return Ok(Some(ImageInput::Bytes(bytes)));
         }
         if let Some(encoded) = self.text.remove(base64) {
             // Accept data URLs and line-wrapped base64 as clients commonly send them.
             let encoded = encoded.split_once(";base64,").map_or(encoded.as_str(), |(_, data)| data);
             let cleaned: String = encoded.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-            return base64::engine::general_purpose::STANDARD
+            // Padding is optional: strip it and decode without.
+            return base64::engine::general_purpose::STANDARD_NO_PAD
                 .decode(cleaned.trim_end_matches('='))
-                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
-                .map(Some)
+                .map(|bytes| Some(ImageInput::Bytes(bytes)))
                 .map_err(|_| ApiError::bad_arguments(format!("{base64}: not valid base64")));
         }
-        if self.text.contains_key(url) {
-            return Err(ApiError::bad_arguments(format!(
-                "{url}: fetching images by URL is disabled on this server; upload the image"
-            )));
-        }
-        Ok(None)
+        Ok(self.text.remove(url).map(|address| ImageInput::Url { field: url.to_string(), address }))
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod forms;
+pub mod image_url;
 pub mod metrics;
 pub mod observe;
 pub mod routes;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::forms::FormLimits;
+use crate::image_url::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::observe::observe;
 use crate::routes::{self, KnownRoutes};
@@ -60,6 +61,11 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         config.operator_token.as_ref(),
         Arc::new(engine),
         form_limits,
+        ImageFetcher::new(
+            &config.engine.image_url_allowed_hosts,
+            config.engine.max_image_bytes,
+            Duration::from_secs(config.engine.image_url_timeout_secs),
+        )?,
         ttl,
     ));
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));

@@ -6,6 +6,7 @@ use faceplate_engine::Engine;
 use faceplate_store::{RegionName, Stores};
 
 use crate::forms::FormLimits;
+use crate::image_url::ImageFetcher;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -15,6 +16,7 @@ pub struct AppState {
     pub default_region: RegionName,
     pub engine: Arc<Engine>,
     pub form_limits: FormLimits,
+    pub image_fetcher: ImageFetcher,
     /// How long a face token lives unless a FaceSet keeps it.
     pub face_token_ttl: chrono::Duration,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.
@@ -28,6 +30,7 @@ impl AppState {
         operator_token: Option<&SecretString>,
         engine: Arc<Engine>,
         form_limits: FormLimits,
+        image_fetcher: ImageFetcher,
         face_token_ttl: chrono::Duration,
     ) -> Self {
         AppState {
@@ -35,6 +38,7 @@ impl AppState {
             default_region,
             engine,
             form_limits,
+            image_fetcher,
             face_token_ttl,
             operator_token_digest: operator_token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
         }

@@ -102,8 +102,13 @@ impl TestDatabases {
             .sum()
     }
 
-    /// A TOML configuration for these databases.
+    /// A TOML configuration for these databases; `extra` holds top-level keys.
     pub fn config_toml(&self, extra: &str) -> String {
+        self.config_toml_with(extra, "")
+    }
+
+    /// Like `config_toml`, with `engine_extra` added to the `[engine]` table.
+    pub fn config_toml_with(&self, extra: &str, engine_extra: &str) -> String {
         let mut toml = format!(
             "data_dir = {:?}\ncontrol_database_url = {:?}\nserver_secret = {:?}\noperator_token = {:?}\nworkers = 1\n\
              max_db_connections = 4\n",
@@ -118,7 +123,10 @@ impl TestDatabases {
         toml.push_str(extra);
         toml.push('\n');
         let models = faceplate_api::config::EngineConfig::default().models_dir();
-        toml.push_str(&format!("[engine]\nmodels_dir = {:?}\nworkers = 1\n", models.display().to_string()));
+        toml.push_str(&format!(
+            "[engine]\nmodels_dir = {:?}\nworkers = 1\n{engine_extra}\n",
+            models.display().to_string()
+        ));
         for (name, url) in &self.region_urls {
             toml.push_str(&format!("[regions.{name}]\ndatabase_url = {url:?}\n"));
         }
@@ -127,8 +135,12 @@ impl TestDatabases {
 
     /// Writes the configuration into the test directory and returns its path.
     pub fn write_config(&self, extra: &str) -> PathBuf {
+        self.write_config_with(extra, "")
+    }
+
+    pub fn write_config_with(&self, extra: &str, engine_extra: &str) -> PathBuf {
         let path = self.dir.path().join("faceplate.toml");
-        std::fs::write(&path, self.config_toml(extra)).expect("write config");
+        std::fs::write(&path, self.config_toml_with(extra, engine_extra)).expect("write config");
         path
     }
 }
@@ -212,11 +224,16 @@ impl TestApp {
 
     /// The given regions (the first is the default) and extra top-level config lines.
     pub async fn spawn_with(regions: &[&str], extra_config: &str) -> TestApp {
+        Self::spawn_configured(regions, extra_config, "").await
+    }
+
+    /// Like `spawn_with`, plus lines for the `[engine]` table.
+    pub async fn spawn_configured(regions: &[&str], extra_config: &str, engine_config: &str) -> TestApp {
         if std::env::var_os("TEST_LOG").is_some() {
             faceplate_api::telemetry::init(&Default::default());
         }
         let dbs = TestDatabases::create(regions);
-        let config_path = dbs.write_config(extra_config);
+        let config_path = dbs.write_config_with(extra_config, engine_config);
         let config = Config::load(Some(&config_path)).expect("test config is valid");
         let server =
             faceplate_api::server::start(&config, "127.0.0.1:0".parse().expect("addr")).await.expect("server starts");

@@ -212,7 +212,7 @@ pub async fn facepp_detect(
     let image = fields
         .take_image("image_file", "image_base64", "image_url")?
         .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file"))?;
-    let detected = detect_and_store(&state, &caller.tenant, image).await?;
+    let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
     let faces: Vec<FaceppFace> = detected.faces.into_iter().map(|(f, _)| to_facepp(f, headpose)).collect();
     Ok(HttpResponse::Ok().json(FaceppDetectResponse {
         meta: context(&req).meta(),

@@ -184,7 +184,7 @@ pub async fn compare_side(
     let Some(image) = fields.take_image(&file, &base64, &url)? else {
         return Err(ApiError::new(ErrorCode::MissingArguments, format!("{token_field}, {file} or {base64}")));
     };
-    let detected = detect_and_store(state, tenant, image).await?;
+    let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?).await?;
     let embedding = detected.faces.first().and_then(|(_, e)| e.map(|e| e.to_vec()));
     Ok(CompareSide {
         image_id: Some(detected.image_id),
@@ -272,6 +272,8 @@ pub struct DetectForm {
     image_file: Option<String>,
     /// The image, base64-encoded (a data: URL is accepted).
     image_base64: Option<String>,
+    /// An http(s) URL to fetch the image from; only hosts on the server's allow-list (off by default).
+    image_url: Option<String>,
 }
 
 /// Request body for compare: for each side a face token (wins) or an image.
@@ -333,8 +335,8 @@ pub async fn detect_faces(
     reject_unknown(&fields, DETECT_FIELDS)?;
     let image = fields
         .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file or image_base64"))?;
-    let detected = detect_and_store(&state, &caller.tenant, image).await?;
+        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file, image_base64 or image_url"))?;
+    let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
     let faces: Vec<DetectedFace> = detected.faces.into_iter().map(|(f, _)| f).collect();
     Ok(HttpResponse::Ok().json(DetectResponse {
         meta: caller.ctx.meta(),

@@ -278,3 +278,146 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     image.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+/// A small web server the tests control: serves a photo, an oversized file, a slow response and a redirect.
+async fn image_host() -> std::net::SocketAddr {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let photo = test_image("astronaut.png");
+    let server = HttpServer::new(move || {
+        let photo = photo.clone();
+        App::new()
+            .route(
+                "/astronaut.png",
+                web::get().to(move || {
+                    let p = photo.clone();
+                    async move { HttpResponse::Ok().body(p) }
+                }),
+            )
+            .route("/big.jpg", web::get().to(|| async { HttpResponse::Ok().body(vec![0u8; 3 * 1024 * 1024]) }))
+            .route(
+                "/slow.jpg",
+                web::get().to(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    HttpResponse::Ok().finish()
+                }),
+            )
+            .route(
+                "/moved.jpg",
+                web::get().to(|| async {
+                    HttpResponse::Found().insert_header(("location", "http://169.254.169.254/")).finish()
+                }),
+            )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    addr
+}
+
+#[tokio::test]
+async fn image_url_is_off_by_default_and_bounded_when_allowed() {
+    let host = image_host().await;
+    let url = |path: &str| format!("http://{host}{path}");
+
+    let closed = TestApp::spawn().await;
+    let tenant = closed.create_tenant("acme", None).await;
+    let (_, token) = closed.create_key(&tenant, &["face"]).await;
+    let resp = closed.post("/v1/faces/detect", &token, json!({"image_url": url("/astronaut.png")})).await.expect(400);
+    assert_eq!(resp.error_code(), "BAD_ARGUMENTS");
+    assert!(resp.body["error"]["message"].as_str().unwrap().contains("disabled"));
+
+    let engine = format!("image_url_allowed_hosts = [\"{host}\"]\nimage_url_timeout_secs = 1");
+    let open = TestApp::spawn_configured(&["local"], "", &engine).await;
+    let tenant = open.create_tenant("acme", None).await;
+    let (_, token) = open.create_key(&tenant, &["face"]).await;
+    let detect = |body: Value| open.post("/v1/faces/detect", &token, body);
+    assert_eq!(detect(json!({"image_url": url("/astronaut.png")})).await.expect(200).body["face_num"], 1);
+    let other_port = format!("http://127.0.0.1:{}/astronaut.png", host.port() + 1);
+    for (target, status, code) in [
+        (url("/big.jpg"), 400, "IMAGE_FILE_TOO_LARGE"),
+        (url("/slow.jpg"), 412, "IMAGE_DOWNLOAD_TIMEOUT"),
+        (url("/moved.jpg"), 400, "INVALID_IMAGE_URL"),
+        (url("/missing.jpg"), 400, "INVALID_IMAGE_URL"),
+        ("http://169.254.169.254/latest/meta-data".to_string(), 400, "INVALID_IMAGE_URL"),
+        (other_port, 400, "INVALID_IMAGE_URL"),
+        ("file:///etc/passwd".to_string(), 400, "INVALID_IMAGE_URL"),
+        (format!("http://user:pw@{host}/astronaut.png"), 400, "INVALID_IMAGE_URL"),
+    ] {
+        let resp = detect(json!({"image_url": target})).await.expect(status);
+        assert_eq!(resp.error_code(), code, "{target}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_inference_queue_answers_503_with_retry_after() {
+    let app = TestApp::spawn_configured(&["local"], "", "queue_capacity = 1").await;
+    let tenant = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant, &["face"]).await;
+    let photo = test_image("obama3.jpg");
+    let requests = (0..12).map(|_| {
+        let form = Form::new().part("image_file", Part::bytes(photo.clone()).file_name("obama3.jpg"));
+        let req = app.client.post(app.url("/v1/faces/detect")).bearer_auth(&token).multipart(form);
+        async move { read(req.send().await.unwrap()).await }
+    });
+    let responses = futures_util::future::join_all(requests).await;
+    let busy: Vec<_> = responses.iter().filter(|r| r.status == 503).collect();
+    assert!(responses.iter().all(|r| r.status == 200 || r.status == 503), "only results or busy");
+    assert!(!busy.is_empty(), "one worker and a queue of one cannot take twelve requests at once");
+    for resp in busy {
+        assert_eq!(resp.error_code(), "SERVER_BUSY");
+        assert_eq!(resp.header("retry-after"), Some("1"));
+    }
+    assert!(responses.iter().any(|r| r.status == 200));
+}
+
+#[tokio::test]
+async fn crowds_and_unusual_encodings_give_results() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant, &["face"]).await;
+    let detect = |bytes: Vec<u8>| app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&bytes)}));
+
+    // A crowd: the astronaut tiled 8 x 7 times (56 faces), as a JPEG under 2 MB.
+    let astronaut = image::load_from_memory(&test_image("astronaut.png")).unwrap().to_rgb8();
+    let tile = image::imageops::resize(&astronaut, 320, 320, image::imageops::FilterType::Triangle);
+    let mut crowd = image::RgbImage::new(320 * 8, 320 * 7);
+    for row in 0..7 {
+        for col in 0..8 {
+            image::imageops::replace(&mut crowd, &tile, col * 320, row * 320);
+        }
+    }
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(crowd.clone()).write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    let body = detect(jpeg.into_inner()).await.expect(200).body;
+    let faces = body["faces"].as_array().unwrap();
+    assert!(faces.len() >= 50, "{} of 56 faces found", faces.len());
+    let with_tokens = faces.iter().filter(|f| f["face_token"].is_string()).count();
+    assert_eq!(with_tokens, 5, "the five largest get tokens");
+
+    // CMYK JPEG (as print workflows produce): converted, not refused.
+    let rgb = astronaut;
+    let cmyk: Vec<u8> = rgb
+        .pixels()
+        .flat_map(|p| {
+            let [r, g, b] = p.0.map(|v| v as f32 / 255.0);
+            let k = 1.0 - r.max(g).max(b);
+            let d = (1.0 - k).max(1e-6);
+            [(1.0 - r - k) / d, (1.0 - g - k) / d, (1.0 - b - k) / d, k].map(|v| (v * 255.0).round() as u8)
+        })
+        .collect();
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, 90)
+        .encode(&cmyk, rgb.width() as u16, rgb.height() as u16, jpeg_encoder::ColorType::Cmyk)
+        .unwrap();
+    let body = detect(out).await.expect(200).body;
+    assert_eq!(body["face_num"], 1, "{body}");
+
+    // 16-bit PNG.
+    let mut png16 = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb16(image::DynamicImage::ImageRgb8(rgb).to_rgb16())
+        .write_to(&mut png16, image::ImageFormat::Png)
+        .unwrap();
+    assert_eq!(detect(png16.into_inner()).await.expect(200).body["face_num"], 1);
+}
