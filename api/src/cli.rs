@@ -14,6 +14,26 @@ use serde_json::json;
 
 use crate::config::{CONFIG_FILE_ENV, Config};
 
+/// Prints a line to stdout. A closed pipe (`faceplate tenant list | head`) ends the program quietly instead of
+/// panicking, as command-line tools are expected to.
+macro_rules! emit {
+    ($($arg:tt)*) => {
+        write_line(format_args!($($arg)*))
+    };
+}
+
+fn write_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = writeln!(stdout, "{line}").and_then(|_| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "faceplate",
@@ -165,27 +185,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(ConfigCommand::Check) => {
             let view = config.redacted()?;
             if out.json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                emit!("{}", serde_json::to_string_pretty(&view)?);
             } else {
-                println!("configuration is valid\n{}", serde_json::to_string_pretty(&view)?);
+                emit!("configuration is valid\n{}", serde_json::to_string_pretty(&view)?);
             }
             Ok(())
         }
         Command::Openapi => {
-            println!("{}", crate::routes::openapi().to_pretty_json()?);
+            emit!("{}", crate::routes::openapi().to_pretty_json()?);
             Ok(())
         }
         Command::Migrate => {
             let (_, report) = open_stores(&config).await?;
             if out.json {
                 let applied: serde_json::Map<_, _> = report.into_iter().map(|(s, v)| (s, json!(v))).collect();
-                println!("{}", json!({ "applied": applied }));
+                emit!("{}", json!({ "applied": applied }));
             } else {
                 for (store, applied) in report {
                     if applied.is_empty() {
-                        println!("{store}: up to date");
+                        emit!("{store}: up to date");
                     } else {
-                        println!("{store}: applied {}", applied.join(", "));
+                        emit!("{store}: applied {}", applied.join(", "));
                     }
                 }
             }
@@ -225,13 +245,13 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
             let after = after.map(|a| TenantId::parse(&a).context("--after must be a tenant id")).transpose()?;
             let tenants = stores.control().list_tenants(after, limit).await?;
             if out.json {
-                println!("{}", serde_json::to_string(&tenants.iter().map(tenant_json).collect::<Vec<_>>())?);
+                emit!("{}", serde_json::to_string(&tenants.iter().map(tenant_json).collect::<Vec<_>>())?);
             } else if tenants.is_empty() {
-                println!("no tenants");
+                emit!("no tenants");
             } else {
-                println!("{:<40} {:<10} {:<12} NAME", "ID", "STATUS", "REGION");
+                emit!("{:<40} {:<10} {:<12} NAME", "ID", "STATUS", "REGION");
                 for t in &tenants {
-                    println!("{:<40} {:<10} {:<12} {}", t.id, t.status.as_str(), t.home_region, t.name);
+                    emit!("{:<40} {:<10} {:<12} {}", t.id, t.status.as_str(), t.home_region, t.name);
                 }
             }
         }
@@ -260,11 +280,13 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
             }
             let removed = stores.delete_tenant(&tenant.id).await?;
             if out.json {
-                println!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed}));
+                emit!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed}));
             } else {
-                println!(
+                emit!(
                     "Deleted tenant {} ({}) and {removed} rows in region {}",
-                    tenant.name, tenant.id, tenant.home_region
+                    tenant.name,
+                    tenant.id,
+                    tenant.home_region
                 );
             }
         }
@@ -302,13 +324,13 @@ async fn key_command(stores: &Stores, command: KeyCommand, out: &Output) -> anyh
             let keys =
                 stores.control().list_keys(&tenant.id, None, faceplate_store::control::MAX_KEYS_PER_TENANT).await?;
             if out.json {
-                println!("{}", serde_json::to_string(&keys.iter().map(key_json).collect::<Vec<_>>())?);
+                emit!("{}", serde_json::to_string(&keys.iter().map(key_json).collect::<Vec<_>>())?);
             } else if keys.is_empty() {
-                println!("tenant {} has no keys", tenant.name);
+                emit!("tenant {} has no keys", tenant.name);
             } else {
-                println!("{:<42} {:<8} {:<28} NAME", "ID", "STATUS", "SCOPES");
+                emit!("{:<42} {:<8} {:<28} NAME", "ID", "STATUS", "SCOPES");
                 for k in &keys {
-                    println!("{:<42} {:<8} {:<28} {}", k.id, key_status(k), scopes_text(&k.scopes), k.name);
+                    emit!("{:<42} {:<8} {:<28} {}", k.id, key_status(k), scopes_text(&k.scopes), k.name);
                 }
             }
         }
@@ -317,9 +339,9 @@ async fn key_command(stores: &Stores, command: KeyCommand, out: &Output) -> anyh
             let id = KeyId::parse(&key).context("not a key id (fpk_...)")?;
             let key = stores.revoke_key(&tenant, &id, &by).await?;
             if out.json {
-                println!("{}", key_json(&key));
+                emit!("{}", key_json(&key));
             } else {
-                println!("Revoked key {} ({})", key.id, key.name);
+                emit!("Revoked key {} ({})", key.id, key.name);
             }
         }
         KeyCommand::Rotate { tenant, key, grace_seconds } => {
@@ -342,9 +364,9 @@ struct Output {
 impl Output {
     fn tenant(&self, t: &Tenant, heading: &str) {
         if self.json {
-            println!("{}", tenant_json(t));
+            emit!("{}", tenant_json(t));
         } else {
-            println!(
+            emit!(
                 "{heading} {} ({})\n  status:      {}\n  home region: {}\n  created:     {}",
                 t.name,
                 t.id,
@@ -362,9 +384,9 @@ impl Output {
             value["token"] = json!(issued.bearer_token());
             value["api_key"] = json!(key.id);
             value["api_secret"] = json!(issued.secret);
-            println!("{value}");
+            emit!("{value}");
         } else {
-            println!(
+            emit!(
                 "{heading} {} for tenant {} ({})\n  name:       {}\n  scopes:     {}\n  expires:    {}\n  token:      {}\n  api_key:    {}\n  api_secret: {}\n\
                  Use `Authorization: Bearer <token>`, or the Face++ form fields api_key and api_secret.\n\
                  The secret is shown only now: store it safely.",
