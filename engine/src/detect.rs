@@ -1,6 +1,6 @@
 //! YuNet (2023mar) face detection: letterbox to 640x640, run, decode the three stride levels, NMS.
 
-use fast_image_resize::images::Image;
+use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use ndarray::Array4;
@@ -61,7 +61,7 @@ pub fn preprocess(image: &RgbImage) -> EngineResult<(Array4<f32>, f32)> {
     let scale = (INPUT_SIZE as f32 / w as f32).min(INPUT_SIZE as f32 / h as f32);
     let nw = ((w as f32 * scale).round() as u32).clamp(1, INPUT_SIZE);
     let nh = ((h as f32 * scale).round() as u32).clamp(1, INPUT_SIZE);
-    let src = Image::from_vec_u8(w, h, image.as_raw().clone(), PixelType::U8x3)
+    let src = ImageRef::new(w, h, image.as_raw(), PixelType::U8x3)
         .map_err(|e| EngineError::Runtime(format!("resize source: {e}")))?;
     let mut dst = Image::new(nw, nh, PixelType::U8x3);
     Resizer::new()
@@ -73,16 +73,21 @@ pub fn preprocess(image: &RgbImage) -> EngineResult<(Array4<f32>, f32)> {
         .map_err(|e| EngineError::Runtime(format!("resize: {e}")))?;
     let pixels = dst.buffer();
     let side = INPUT_SIZE as usize;
-    let mut tensor = Array4::<f32>::zeros((1, 3, side, side));
-    for y in 0..nh as usize {
-        for x in 0..nw as usize {
-            let p = (y * nw as usize + x) * 3;
-            // RGB in, BGR out.
-            tensor[[0, 0, y, x]] = pixels[p + 2] as f32;
-            tensor[[0, 1, y, x]] = pixels[p + 1] as f32;
-            tensor[[0, 2, y, x]] = pixels[p] as f32;
+    let plane = side * side;
+    let mut data = vec![0.0f32; 3 * plane];
+    let (b, rest) = data.split_at_mut(plane);
+    let (g, r) = rest.split_at_mut(plane);
+    for (y, row) in pixels.chunks_exact(nw as usize * 3).enumerate() {
+        let offset = y * side;
+        for (x, rgb) in row.chunks_exact(3).enumerate() {
+            // RGB in, planar BGR out.
+            r[offset + x] = rgb[0] as f32;
+            g[offset + x] = rgb[1] as f32;
+            b[offset + x] = rgb[2] as f32;
         }
     }
+    let tensor = Array4::from_shape_vec((1, 3, side, side), data)
+        .map_err(|e| EngineError::Runtime(format!("input tensor: {e}")))?;
     Ok((tensor, scale))
 }
 
