@@ -9,6 +9,16 @@ scripts/setup.sh
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/faceplate"
 mkdir -p "$cache"
 
+# A third-party Face++ client for the compatibility test (tests/e2e/facepp_client.rs), beside the models.
+models="${FACEPLATE_MODELS_DIR:-$cache/models}"
+compat="$models/../compat-venv"
+if ! cmp -s tests/compat/requirements.txt "$compat/requirements.txt" 2>/dev/null; then
+    rm -rf "$compat"
+    python3 -m venv "$compat"
+    "$compat/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/compat/requirements.txt
+    cp tests/compat/requirements.txt "$compat/requirements.txt"
+fi
+
 if cargo nextest --version >/dev/null 2>&1; then
     run_tests() { cargo nextest run --locked --workspace --no-fail-fast; }
 else

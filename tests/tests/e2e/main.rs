@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod facepp_client;
 mod faces;
 mod isolation;
 mod keys;
