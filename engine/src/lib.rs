@@ -3,8 +3,9 @@
 //!
 //! [`Engine`] owns a fixed set of detection threads, each with its own detector session, fed by a bounded
 //! queue: when the queue is full a request is refused at once with [`EngineError::Busy`] instead of piling up.
-//! The detection threads hand aligned faces to one embedding thread, which embeds the faces of concurrent
-//! requests in one batch.
+//! The detection threads hand aligned faces to a pool of embedding threads (as many as detection threads).
+//! When threads are idle, one request's faces are spread over them and embedded in parallel; when all are
+//! busy, a thread takes every face waiting (from any request) and embeds them in one batch.
 
 pub mod confidence;
 pub mod detect;
@@ -16,7 +17,7 @@ pub mod quality;
 pub mod runtime;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
@@ -83,33 +84,54 @@ pub struct Analysis {
 /// Requests waiting for a detection thread.
 type Job = Box<dyn FnOnce(&mut Session, &Embedder) + Send>;
 
-/// Aligned crops waiting for the embedding thread, with where to send their vectors.
+/// Aligned crops waiting for an embedding thread, with where to send their vectors.
 struct EmbedJob {
     crops: Vec<RgbImage>,
     reply: mpsc::SyncSender<EngineResult<Vec<[f32; embed::DIMENSIONS]>>>,
 }
 
-/// The faces of concurrent requests are embedded together: the embedding thread takes whatever crops are
-/// waiting (up to `MAX_EMBED_BATCH`) and runs them as one batch.
+/// The most faces one embedding run takes when it gathers waiting jobs into a batch.
 const MAX_EMBED_BATCH: usize = 32;
 
-/// The detection threads' handle on the embedding stage.
+/// The embedding stage as the detection threads see it.
 #[derive(Clone)]
 struct Embedder {
     queue: mpsc::Sender<EmbedJob>,
+    threads: usize,
 }
 
 impl Embedder {
+    /// Embeds the crops, split into one job per embedding thread so idle threads work on them in parallel
+    /// (on a CPU, batching saves little: measured 35 ms a face alone, 31 ms in a batch of ten).
     fn embed(&self, crops: Vec<RgbImage>) -> EngineResult<Vec<[f32; embed::DIMENSIONS]>> {
         if crops.is_empty() {
             return Ok(Vec::new());
         }
-        let (reply, result) = mpsc::sync_channel(1);
-        self.queue
-            .send(EmbedJob { crops, reply })
-            .map_err(|_| EngineError::Runtime("the embedding thread has stopped".into()))?;
-        result.recv().map_err(|_| EngineError::Runtime("the embedding thread dropped the request".into()))?
+        let per_job = crops.len().div_ceil(self.threads.max(1));
+        let mut replies = Vec::new();
+        let mut crops = crops.into_iter().peekable();
+        while crops.peek().is_some() {
+            let (reply, result) = mpsc::sync_channel(1);
+            let chunk: Vec<RgbImage> = crops.by_ref().take(per_job).collect();
+            self.queue
+                .send(EmbedJob { crops: chunk, reply })
+                .map_err(|_| EngineError::Runtime("the embedding threads have stopped".into()))?;
+            replies.push(result);
+        }
+        let mut vectors = Vec::new();
+        for result in replies {
+            vectors.extend(
+                result.recv().map_err(|_| EngineError::Runtime("an embedding thread dropped the request".into()))??,
+            );
+        }
+        Ok(vectors)
     }
+}
+
+/// The embedding threads' shared queue and how many of them are waiting for work.
+struct EmbedQueue {
+    jobs: Mutex<mpsc::Receiver<EmbedJob>>,
+    idle: AtomicUsize,
 }
 
 /// Counters for monitoring: average batch size = faces / runs.
@@ -127,24 +149,27 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the runtime and the models (checking each), then starts the detection threads and the embedding
-    /// thread.
+    /// Loads the runtime and the models (checking each), then starts the detection and embedding threads.
     pub fn start(settings: EngineSettings) -> EngineResult<Engine> {
         let env = runtime::environment(&settings.models.runtime_library)?;
         let stats = Arc::new(EngineStats::default());
+        let threads = settings.workers.max(1);
 
-        let mut embedder_session = runtime::open_session(env, &settings.models.embedder, &embed::SPEC)?;
         let (embed_queue, embed_jobs) = mpsc::channel::<EmbedJob>();
-        let embed_stats = Arc::clone(&stats);
-        thread::Builder::new()
-            .name("embedding".into())
-            .spawn(move || run_embedder(&mut embedder_session, &embed_jobs, &embed_stats))
-            .map_err(|e| EngineError::Runtime(format!("cannot start the embedding thread: {e}")))?;
-        let embedder = Embedder { queue: embed_queue };
+        let shared = Arc::new(EmbedQueue { jobs: Mutex::new(embed_jobs), idle: AtomicUsize::new(0) });
+        for index in 0..threads {
+            let mut session = runtime::open_session(env, &settings.models.embedder, &embed::SPEC)?;
+            let (shared, stats) = (Arc::clone(&shared), Arc::clone(&stats));
+            thread::Builder::new()
+                .name(format!("embedding-{index}"))
+                .spawn(move || run_embedder(&mut session, &shared, &stats))
+                .map_err(|e| EngineError::Runtime(format!("cannot start an embedding thread: {e}")))?;
+        }
+        let embedder = Embedder { queue: embed_queue, threads };
 
         let (queue, jobs) = mpsc::sync_channel::<Job>(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
-        for worker in 0..settings.workers.max(1) {
+        for worker in 0..threads {
             let mut detector = runtime::open_session(env, &settings.models.detector, &detect::SPEC)?;
             let (jobs, embedder) = (Arc::clone(&jobs), embedder.clone());
             thread::Builder::new()
@@ -195,19 +220,29 @@ impl Engine {
     }
 }
 
-fn run_embedder(session: &mut Session, jobs: &mpsc::Receiver<EmbedJob>, stats: &EngineStats) {
-    while let Ok(first) = jobs.recv() {
-        let mut batch = vec![first];
-        let mut faces = batch[0].crops.len();
-        while faces < MAX_EMBED_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    faces += job.crops.len();
-                    batch.push(job);
+fn run_embedder(session: &mut Session, queue: &EmbedQueue, stats: &EngineStats) {
+    loop {
+        let batch = {
+            // Idle from here until a job arrives, including while waiting for the queue lock.
+            queue.idle.fetch_add(1, Ordering::SeqCst);
+            let Ok(jobs) = queue.jobs.lock() else { return };
+            let first = jobs.recv();
+            queue.idle.fetch_sub(1, Ordering::SeqCst);
+            let Ok(first) = first else { return }; // the engine was dropped
+            let mut batch = vec![first];
+            let mut faces = batch[0].crops.len();
+            // Gather more only when no other thread is free to take it: parallel first, batched when saturated.
+            while faces < MAX_EMBED_BATCH && queue.idle.load(Ordering::SeqCst) == 0 {
+                match jobs.try_recv() {
+                    Ok(job) => {
+                        faces += job.crops.len();
+                        batch.push(job);
+                    }
+                    Err(_) => break,
                 }
-                Err(_) => break,
             }
-        }
+            batch
+        };
         let crops: Vec<RgbImage> = batch.iter().flat_map(|job| job.crops.iter().cloned()).collect();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| embed::embed(session, &crops)))
             .unwrap_or_else(|_| Err(EngineError::Runtime("embedding panicked".into())));
