@@ -654,7 +654,7 @@ fn report(
         args.warmup
     );
     println!(
-        "- (a) and (b): {workers} inference worker(s) with 1 intra-op thread each + the engine's embedding thread; \
+        "- (a) and (b): {workers} inference worker(s) with 1 intra-op thread each + as many embedding threads; \
          (b) on 127.0.0.1, {workers} HTTP worker(s), {} stores, multipart upload, face tokens stored",
         match faceplate_tests::backend() {
             faceplate_tests::Backend::Sqlite => "SQLite",
