@@ -126,16 +126,7 @@ impl Default for EngineConfig {
 
 impl EngineConfig {
     pub fn models_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.models_dir {
-            return dir.clone();
-        }
-        if let Some(dir) = std::env::var_os("FACEPLATE_MODELS_DIR") {
-            return PathBuf::from(dir);
-        }
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache"));
-        cache.join("faceplate/models")
+        self.models_dir.clone().unwrap_or_else(faceplate_engine::default_models_dir)
     }
 
     pub fn settings(&self) -> faceplate_engine::EngineSettings {

@@ -14,10 +14,7 @@ use faceplate_engine::embed::cosine;
 use faceplate_engine::{DetectorSettings, Engine, EngineSettings, ImageLimits, ModelPaths};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("FACEPLATE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let home = PathBuf::from(std::env::var_os("HOME").expect("HOME"));
-        std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).unwrap_or(home.join(".cache")).join("faceplate/models")
-    })
+    faceplate_engine::default_models_dir()
 }
 
 /// z such that P(Z > z) = p for a standard normal Z, for small p (the tail part of Acklam's approximation,

@@ -38,6 +38,18 @@ pub struct ModelPaths {
     pub embedder: PathBuf,
 }
 
+/// Where `scripts/fetch-models.sh` puts the models: `$FACEPLATE_MODELS_DIR`, else
+/// `$XDG_CACHE_HOME/faceplate/models` (or `~/.cache/faceplate/models`).
+pub fn default_models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("FACEPLATE_MODELS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into())).join(".cache"));
+    cache.join("faceplate/models")
+}
+
 impl ModelPaths {
     /// The layout `scripts/fetch-models.sh` produces in its cache directory.
     pub fn in_dir(dir: impl Into<PathBuf>) -> ModelPaths {

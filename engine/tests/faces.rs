@@ -8,12 +8,7 @@ use faceplate_engine::embed::cosine;
 use faceplate_engine::{Analysis, DetectorSettings, Engine, EngineError, EngineSettings, ImageLimits, ModelPaths};
 
 fn models_dir() -> PathBuf {
-    std::env::var_os("FACEPLATE_MODELS_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("faceplate/models")
-    })
+    faceplate_engine::default_models_dir()
 }
 
 fn image(name: &str) -> Vec<u8> {

@@ -4,7 +4,7 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use faceplate_store::credentials::parse_bearer_token;
-use faceplate_store::{Authenticated, FaceToken, KeyId, Scope};
+use faceplate_store::{Authenticated, KeyId, Scope};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -13,7 +13,7 @@ use crate::context::{Meta, RequestContext};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
 use crate::routes::faces::{
-    FaceRectangle, Thresholds, compare_embeddings, compare_side, detect_and_store, reject_unknown,
+    FaceRectangle, Thresholds, compare_embeddings, compare_side, detect_and_store, find_face, reject_unknown,
 };
 use crate::state::AppState;
 
@@ -286,12 +286,8 @@ pub async fn facepp_get_detail(
     let caller = authenticate(&state, &req, &fields).await?;
     reject_unknown(&fields, &[&AUTH_FIELDS[..], &["face_token"]].concat())?;
     let raw = fields.text("face_token").ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "face_token"))?;
-    let invalid = || ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
-    let token = FaceToken::parse(raw.trim()).ok_or_else(invalid)?;
-    let face = match state.stores.tenant_data(&caller.tenant)?.get_face(&token).await {
-        Err(faceplate_store::StoreError::NotFound(_)) => return Err(invalid()),
-        other => other?,
-    };
+    let invalid = |raw: &str| ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
+    let face = find_face(&state, &caller.tenant, raw, invalid).await?;
     Ok(HttpResponse::Ok().json(FaceppFaceDetail {
         meta: context(&req).meta(),
         face_token: face.token.to_string(),

@@ -149,6 +149,22 @@ pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>)
     Ok(DetectedImage { image_id, width: analysis.width, height: analysis.height, faces })
 }
 
+/// Looks up one of the tenant's faces by a caller-supplied token. Malformed, unknown, expired and other
+/// tenants' tokens all give the caller's `unknown` error (native: 404 FACE_NOT_FOUND; Face++: 400
+/// INVALID_FACE_TOKEN).
+pub async fn find_face(
+    state: &AppState,
+    tenant: &Tenant,
+    raw: &str,
+    unknown: impl Fn(&str) -> ApiError,
+) -> Result<FaceRecord, ApiError> {
+    let token = FaceToken::parse(raw.trim()).ok_or_else(|| unknown(raw))?;
+    match state.stores.tenant_data(tenant)?.get_face(&token).await {
+        Err(faceplate_store::StoreError::NotFound(_)) => Err(unknown(raw)),
+        other => Ok(other?),
+    }
+}
+
 /// One side of a comparison: a stored face, or the largest face of a new image.
 pub struct CompareSide {
     pub image_id: Option<String>,
@@ -166,11 +182,7 @@ pub async fn compare_side(
 ) -> Result<CompareSide, ApiError> {
     let token_field = format!("face_token{n}");
     if let Some(raw) = fields.text(&token_field).map(str::to_string) {
-        let token = FaceToken::parse(raw.trim()).ok_or_else(|| unknown_token(&raw))?;
-        let record = match state.stores.tenant_data(tenant)?.get_face(&token).await {
-            Err(faceplate_store::StoreError::NotFound(_)) => return Err(unknown_token(&raw)),
-            other => other?,
-        };
+        let record = find_face(state, tenant, &raw, unknown_token).await?;
         let face = DetectedFace {
             face_token: Some(record.token.to_string()),
             face_rectangle: record.rect.into(),
@@ -404,8 +416,8 @@ pub async fn get_face(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = FaceToken::parse(&path).ok_or_else(|| ApiError::new(ErrorCode::FaceNotFound, "face not found"))?;
-    let face = state.stores.tenant_data(&caller.tenant)?.get_face(&token).await?;
+    let not_found = |_: &str| ApiError::new(ErrorCode::FaceNotFound, "face not found");
+    let face = find_face(&state, &caller.tenant, &path, not_found).await?;
     Ok(HttpResponse::Ok().json(FaceDetail {
         meta: caller.ctx.meta(),
         face_token: face.token.to_string(),
