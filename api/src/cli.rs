@@ -78,6 +78,15 @@ pub enum Command {
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Work with FaceSets through the API of a running server.
+    #[command(subcommand)]
+    Faceset(FacesetCommand),
+}
+
+#[derive(Subcommand)]
+pub enum FacesetCommand {
+    /// Enrol every image under a directory into a FaceSet (resumable: re-run it after an interruption).
+    Import(crate::import::ImportArgs),
 }
 
 #[derive(Subcommand)]
@@ -191,6 +200,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Faceset(FacesetCommand::Import(args)) => {
+            let report = crate::import::run(args).await?;
+            if out.json {
+                emit!("{}", serde_json::to_string(&report)?);
+            } else {
+                emit!(
+                    "FaceSet {}: {} added, {} already enrolled, skipped {} without a face and {} with several faces, \
+                     {} failed ({} files, {} done by an earlier run); the set now holds {} faces",
+                    report.faceset_token,
+                    report.added,
+                    report.already_enrolled,
+                    report.skipped_no_face,
+                    report.skipped_multiple_faces,
+                    report.failed,
+                    report.files,
+                    report.skipped_done_earlier,
+                    report.face_count
+                );
+            }
+            if report.failed > 0 {
+                bail!("{} images failed; run the command again to retry them", report.failed);
+            }
+            Ok(())
+        }
         Command::Openapi => {
             emit!("{}", crate::routes::openapi().to_pretty_json()?);
             Ok(())
@@ -279,6 +312,14 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
                 );
             }
             let removed = stores.delete_tenant(&tenant.id).await?;
+            // This node's index snapshots of the tenant's FaceSets (a running server drops its copies when it
+            // next checks them).
+            match std::fs::remove_dir_all(config.index_dir().join(tenant.id.as_str())) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    eprintln!("warning: cannot delete index snapshots: {e}")
+                }
+                _ => {}
+            }
             if out.json {
                 emit!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed}));
             } else {

@@ -60,6 +60,8 @@ pub struct Config {
     pub engine: EngineConfig,
     #[serde(default)]
     pub faces: FacesConfig,
+    #[serde(default)]
+    pub facesets: FaceSetsConfig,
 }
 
 /// Inference: where the models are and how much work to take on.
@@ -168,6 +170,70 @@ pub struct FacesConfig {
     pub purge_interval_secs: u64,
 }
 
+/// FaceSets and 1:N search.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FaceSetsConfig {
+    /// Faces one FaceSet may hold (Face++: 10,000).
+    #[serde(default = "default_max_faces_per_set")]
+    pub max_faces_per_set: i64,
+    /// FaceSets one tenant may have.
+    #[serde(default = "default_max_sets_per_tenant")]
+    pub max_sets_per_tenant: i64,
+    /// Where this node keeps index snapshots, so a restart need not rebuild them. A cache: the database is the
+    /// source of truth, and a missing or damaged snapshot is rebuilt from it. Default: `<data_dir>/index`.
+    #[serde(default)]
+    pub index_dir: Option<PathBuf>,
+    /// Below this many faces a set is searched exactly; from it on, through an HNSW graph.
+    #[serde(default = "default_exact_search_below")]
+    pub exact_search_below: usize,
+    /// HNSW search breadth: higher finds the true best match more often, more slowly.
+    #[serde(default = "default_search_expansion")]
+    pub search_expansion: usize,
+    /// Seconds between snapshots of indexes that changed.
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval_secs: u64,
+}
+
+impl FaceSetsConfig {
+    pub fn index_config(&self) -> faceplate_index::IndexConfig {
+        faceplate_index::IndexConfig {
+            exact_below: self.exact_search_below,
+            expansion_search: self.search_expansion,
+            ..faceplate_index::IndexConfig::default()
+        }
+    }
+}
+
+impl Default for FaceSetsConfig {
+    fn default() -> Self {
+        FaceSetsConfig {
+            max_faces_per_set: default_max_faces_per_set(),
+            max_sets_per_tenant: default_max_sets_per_tenant(),
+            index_dir: None,
+            exact_search_below: default_exact_search_below(),
+            search_expansion: default_search_expansion(),
+            snapshot_interval_secs: default_snapshot_interval(),
+        }
+    }
+}
+
+fn default_max_faces_per_set() -> i64 {
+    1_000_000
+}
+fn default_max_sets_per_tenant() -> i64 {
+    10_000
+}
+fn default_exact_search_below() -> usize {
+    faceplate_index::IndexConfig::default().exact_below
+}
+fn default_search_expansion() -> usize {
+    faceplate_index::IndexConfig::default().expansion_search
+}
+fn default_snapshot_interval() -> u64 {
+    60
+}
+
 impl Default for FacesConfig {
     fn default() -> Self {
         FacesConfig { token_ttl_hours: default_token_ttl_hours(), purge_interval_secs: default_purge_interval() }
@@ -268,7 +334,7 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config", "models_dir"]));
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config", "models_dir", "api_key"]));
         let config: Config = figment.extract().map_err(|e| anyhow::anyhow!(describe_figment_error(e)))?;
         config.validate()?;
         Ok(config)
@@ -313,6 +379,11 @@ impl Config {
     }
 
     /// The database layout, with defaults filled in and every URL parsed.
+    /// Where index snapshots are kept.
+    pub fn index_dir(&self) -> PathBuf {
+        self.facesets.index_dir.clone().unwrap_or_else(|| self.data_dir.join("index"))
+    }
+
     pub fn stores(&self) -> anyhow::Result<StoresConfig> {
         let control = self
             .control_database_url

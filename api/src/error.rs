@@ -70,6 +70,34 @@ error_codes! {
     ImageDownloadTimeout = "IMAGE_DOWNLOAD_TIMEOUT" => PRECONDITION_FAILED,
     /// Face++ API: the face token is unknown, expired or not this tenant's.
     InvalidFaceToken = "INVALID_FACE_TOKEN" => BAD_REQUEST,
+    /// Face++ API: the faceset_token is unknown or not this tenant's.
+    InvalidFacesetToken = "INVALID_FACESET_TOKEN" => BAD_REQUEST,
+    /// Face++ API: no FaceSet of this tenant has this outer_id.
+    InvalidOuterId = "INVALID_OUTER_ID" => BAD_REQUEST,
+    /// Face++ API: the outer_id is already used by another FaceSet (create without force_merge).
+    FacesetExist = "FACESET_EXIST" => BAD_REQUEST,
+    /// Face++ API: new_outer_id is already used by another FaceSet.
+    NewOuterIdExist = "NEW_OUTER_ID_EXIST" => BAD_REQUEST,
+    /// Face++ API: the FaceSet still holds faces (delete with check_empty=1).
+    FacesetNotEmpty = "FACESET_NOT_EMPTY" => BAD_REQUEST,
+    /// Face++ API: the FaceSet searched holds no faces.
+    EmptyFaceset = "EMPTY_FACESET" => BAD_REQUEST,
+    /// Face++ API: the tenant has as many FaceSets as it may have.
+    FacesetQuotaExceeded = "FACESET_QUOTA_EXCEEDED" => BAD_REQUEST,
+    /// Enrolment: no face was found in the image.
+    NoFaceFound = "NO_FACE_FOUND" => UNPROCESSABLE_ENTITY,
+    /// Enrolment: the image shows several faces (send one, or ask for the largest).
+    MultipleFaces = "MULTIPLE_FACES" => UNPROCESSABLE_ENTITY,
+    /// Face++ API: more face tokens than the call accepts.
+    InvalidFaceTokensSize = "INVALID_FACE_TOKENS_SIZE" => BAD_REQUEST,
+    /// Face++ API: no such asynchronous task for this tenant.
+    InvalidTaskId = "INVALID_TASK_ID" => BAD_REQUEST,
+    /// Face++ API: an update that changes nothing.
+    VoidRequest = "VOID_REQUEST" => BAD_REQUEST,
+    /// Face++ API: two arguments that exclude each other were both given (faceset_token and outer_id).
+    CoexistenceArguments = "COEXISTENCE_ARGUMENTS" => BAD_REQUEST,
+    /// A configured limit would be exceeded: FaceSets per tenant, or faces per FaceSet.
+    LimitReached = "LIMIT_REACHED" => CONFLICT,
     /// No such endpoint.
     ApiNotFound = "API_NOT_FOUND" => NOT_FOUND,
     /// No such tenant.
@@ -80,6 +108,10 @@ error_codes! {
     AuditEventNotFound = "AUDIT_EVENT_NOT_FOUND" => NOT_FOUND,
     /// No such face token for this tenant (unknown or expired).
     FaceNotFound = "FACE_NOT_FOUND" => NOT_FOUND,
+    /// No such FaceSet for this tenant.
+    FacesetNotFound = "FACESET_NOT_FOUND" => NOT_FOUND,
+    /// No such asynchronous task for this tenant.
+    TaskNotFound = "TASK_NOT_FOUND" => NOT_FOUND,
     /// The endpoint exists but not with this HTTP method; see the Allow header.
     MethodNotAllowed = "METHOD_NOT_ALLOWED" => METHOD_NOT_ALLOWED,
     /// The request conflicts with the current state (a name already taken, a revoked key).
@@ -202,10 +234,15 @@ impl From<StoreError> for ApiError {
                     Entity::ApiKey => ErrorCode::KeyNotFound,
                     Entity::AuditEvent => ErrorCode::AuditEventNotFound,
                     Entity::Face => ErrorCode::FaceNotFound,
+                    Entity::FaceSet => ErrorCode::FacesetNotFound,
+                    Entity::Task => ErrorCode::TaskNotFound,
                 };
                 ApiError::new(code, format!("{entity} not found"))
             }
-            StoreError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            StoreError::Conflict(message) | StoreError::NotEmpty(message) => {
+                ApiError::new(ErrorCode::Conflict, message)
+            }
+            StoreError::LimitReached(message) => ApiError::new(ErrorCode::LimitReached, message),
             StoreError::Invalid(message) => ApiError::new(ErrorCode::BadArguments, message),
             StoreError::RegionNotConfigured(region) => ApiError::new(
                 ErrorCode::WrongRegion,

@@ -77,7 +77,11 @@ impl Fields {
                         serde_json::Value::Number(n) => n.to_string(),
                         serde_json::Value::Bool(b) => if b { "1" } else { "0" }.to_string(),
                         serde_json::Value::Null => continue,
-                        _ => return Err(ApiError::bad_arguments(format!("{name}: expected a string or a number"))),
+                        // Lists (face_tokens, tags, embedding) travel comma-separated, as in Face++ forms.
+                        serde_json::Value::Array(items) => join_list(&name, items)?,
+                        serde_json::Value::Object(_) => {
+                            return Err(ApiError::bad_arguments(format!("{name}: expected a string, number or list")));
+                        }
                     };
                     fields.insert_text(name, text, &limits)?;
                 }
@@ -133,6 +137,13 @@ impl Fields {
     }
 
     /// An integer option with a default and an allowed range.
+    /// A comma-separated list (or a JSON list); empty items are dropped. Absent: empty.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.text(name)
+            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
     pub fn int(&self, name: &str, default: i64, range: std::ops::RangeInclusive<i64>) -> Result<i64, ApiError> {
         match self.text(name) {
             None | Some("") => Ok(default),
@@ -159,6 +170,23 @@ impl Fields {
         }
         Ok(self.text.remove(url).map(|address| ImageInput::Url { field: url.to_string(), address }))
     }
+}
+
+/// A JSON list of strings or numbers as the comma-separated text a form would carry.
+fn join_list(name: &str, items: Vec<serde_json::Value>) -> Result<String, ApiError> {
+    let mut parts = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            serde_json::Value::String(s) if !s.contains(',') => parts.push(s),
+            serde_json::Value::Number(n) => parts.push(n.to_string()),
+            _ => {
+                return Err(ApiError::bad_arguments(format!(
+                    "{name}: list items must be strings without commas or numbers"
+                )));
+            }
+        }
+    }
+    Ok(parts.join(","))
 }
 
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::BytesMut, ApiError> {

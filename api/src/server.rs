@@ -20,7 +20,8 @@ use crate::image_url::ImageFetcher;
 use crate::metrics::Metrics;
 use crate::observe::observe;
 use crate::routes::{self, KnownRoutes};
-use crate::state::AppState;
+use crate::search_index::FaceSetIndexes;
+use crate::state::{AppState, operator_token_digest};
 
 /// A server that is listening; await `run` (or spawn it) to serve, use `handle` to stop it.
 pub struct RunningServer {
@@ -28,8 +29,32 @@ pub struct RunningServer {
     pub handle: actix_web::dev::ServerHandle,
     pub run: actix_web::dev::Server,
     pub stores: Stores,
-    /// The background job deleting expired face tokens; abort it when the server stops.
+    pub background: Background,
+}
+
+/// What runs beside the HTTP server.
+pub struct Background {
+    /// Deletes expired face tokens.
     pub purger: tokio::task::JoinHandle<()>,
+    /// Writes index snapshots.
+    pub checkpointer: tokio::task::JoinHandle<()>,
+    pub indexes: Arc<FaceSetIndexes>,
+}
+
+impl Background {
+    /// Aborts the background jobs.
+    pub fn abort(&self) {
+        self.purger.abort();
+        self.checkpointer.abort();
+    }
+
+    /// After the server stopped: stops the background jobs and writes the last index snapshots, so the next
+    /// start loads them instead of catching up.
+    pub async fn shut_down(&self, stores: &Stores) {
+        self.abort();
+        let written = self.indexes.checkpoint(stores).await;
+        tracing::info!(snapshots = written, "index snapshots written");
+    }
 }
 
 /// Opens (and migrates) every store, binds the listener and builds the server. Nothing is served until
@@ -55,19 +80,28 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         max_fields: 32,
     };
     let ttl = chrono::Duration::hours(i64::try_from(config.faces.token_ttl_hours).unwrap_or(i64::MAX / 3_600_000));
-    let state = web::Data::new(AppState::new(
-        stores.clone(),
-        config.default_region()?,
-        config.operator_token.as_ref(),
-        Arc::new(engine),
+    let indexes = Arc::new(FaceSetIndexes::new(config.facesets.index_config(), config.index_dir()));
+    let state = web::Data::new(AppState {
+        stores: stores.clone(),
+        default_region: config.default_region()?,
+        operator_token_digest: operator_token_digest(config.operator_token.as_ref()),
+        engine: Arc::new(engine),
         form_limits,
-        ImageFetcher::new(
+        image_fetcher: ImageFetcher::new(
             &config.engine.image_url_allowed_hosts,
             config.engine.max_image_bytes,
             Duration::from_secs(config.engine.image_url_timeout_secs),
         )?,
-        ttl,
-    ));
+        face_token_ttl: ttl,
+        facesets: config.facesets.clone(),
+        indexes: indexes.clone(),
+    });
+    resume_faceset_tasks(state.clone()).await;
+    let checkpointer = spawn_index_checkpointer(
+        indexes.clone(),
+        stores.clone(),
+        Duration::from_secs(config.facesets.snapshot_interval_secs.max(1)),
+    );
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
     let metrics = web::Data::new(Metrics::new());
     let openapi = routes::openapi();
@@ -95,7 +129,13 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         server = server.workers(workers);
     }
     let run = server.run();
-    Ok(RunningServer { addr, handle: run.handle(), run, stores, purger })
+    Ok(RunningServer {
+        addr,
+        handle: run.handle(),
+        run,
+        stores,
+        background: Background { purger, checkpointer, indexes },
+    })
 }
 
 /// Deletes expired face tokens now and then. Failures are logged and retried on the next tick.
@@ -111,6 +151,50 @@ fn spawn_face_purger(stores: Stores, every: Duration) -> tokio::task::JoinHandle
             }
         }
     })
+}
+
+/// Writes snapshots of changed indexes now and then.
+fn spawn_index_checkpointer(
+    indexes: Arc<FaceSetIndexes>,
+    stores: Stores,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            let written = indexes.checkpoint(&stores).await;
+            if written > 0 {
+                tracing::info!(snapshots = written, "index snapshots written");
+            }
+        }
+    })
+}
+
+/// Runs again the asynchronous FaceSet tasks a previous run left unfinished (they are idempotent).
+async fn resume_faceset_tasks(state: web::Data<AppState>) {
+    let pending = match state.stores.pending_faceset_tasks().await {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list unfinished FaceSet tasks; they stay pending");
+            return;
+        }
+    };
+    for (tenant_id, task_id) in pending {
+        let found = async {
+            let tenant = state.stores.control().get_tenant(&tenant_id).await?;
+            let task = state.stores.tenant_data(&tenant)?.get_task(&task_id).await?;
+            Ok::<_, faceplate_store::StoreError>((tenant, task))
+        };
+        match found.await {
+            Ok((tenant, task)) => {
+                tracing::info!(task = %task_id, "resuming FaceSet task");
+                crate::routes::facesets::spawn_task(state.clone(), tenant, task);
+            }
+            Err(e) => tracing::warn!(task = %task_id, error = %e, "cannot resume FaceSet task"),
+        }
+    }
 }
 
 /// JSON bodies: wrong content type → 415, too large → 413, anything else → 400 with the parser's reason.
@@ -141,7 +225,7 @@ pub async fn serve(config: &Config, listen: SocketAddr) -> anyhow::Result<()> {
     let server = start(config, listen).await?;
     tracing::info!(addr = %server.addr, docs = %format!("http://{}/docs/", server.addr), "Faceplate is listening");
     let result = server.run.await;
-    server.purger.abort();
+    server.background.shut_down(&server.stores).await;
     result?;
     tracing::info!("stopped");
     Ok(())

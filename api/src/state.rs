@@ -5,8 +5,10 @@ use std::sync::Arc;
 use faceplate_engine::Engine;
 use faceplate_store::{RegionName, Stores};
 
+use crate::config::FaceSetsConfig;
 use crate::forms::FormLimits;
 use crate::image_url::ImageFetcher;
+use crate::search_index::FaceSetIndexes;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -19,31 +21,19 @@ pub struct AppState {
     pub image_fetcher: ImageFetcher,
     /// How long a face token lives unless a FaceSet keeps it.
     pub face_token_ttl: chrono::Duration,
+    pub facesets: FaceSetsConfig,
+    /// This node's FaceSet search indexes.
+    pub indexes: Arc<FaceSetIndexes>,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.
-    operator_token_digest: Option<[u8; 32]>,
+    pub operator_token_digest: Option<[u8; 32]>,
+}
+
+/// What is kept of the operator token: its SHA-256.
+pub fn operator_token_digest(token: Option<&SecretString>) -> Option<[u8; 32]> {
+    token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into())
 }
 
 impl AppState {
-    pub fn new(
-        stores: Stores,
-        default_region: RegionName,
-        operator_token: Option<&SecretString>,
-        engine: Arc<Engine>,
-        form_limits: FormLimits,
-        image_fetcher: ImageFetcher,
-        face_token_ttl: chrono::Duration,
-    ) -> Self {
-        AppState {
-            stores,
-            default_region,
-            engine,
-            form_limits,
-            image_fetcher,
-            face_token_ttl,
-            operator_token_digest: operator_token.map(|t| Sha256::digest(t.expose_secret().as_bytes()).into()),
-        }
-    }
-
     /// `None`: the operator API is disabled. Otherwise whether `token` is the operator token.
     pub fn check_operator_token(&self, token: &str) -> Option<bool> {
         use subtle::ConstantTimeEq;

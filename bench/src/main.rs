@@ -378,12 +378,12 @@ impl Server {
             fail!("FACEPLATE_ENGINE__WORKERS overrides the bench's engine.workers = {workers}; unset it");
         }
         let server = faceplate_api::server::start(&config, "127.0.0.1:0".parse()?).await?;
-        let (addr, handle, purger) = (server.addr, server.handle.clone(), server.purger);
+        let (addr, handle, background) = (server.addr, server.handle.clone(), server.background);
         tokio::spawn(server.run);
         let stop = Box::new(move || -> Pin<Box<dyn Future<Output = ()> + Send>> {
             Box::pin(async move {
                 handle.stop(true).await;
-                purger.abort();
+                background.abort();
             })
         });
         let client = reqwest::Client::new();

@@ -10,6 +10,12 @@ pub enum StoreError {
     /// A uniqueness rule was violated (e.g. a tenant name already taken).
     #[error("{0}")]
     Conflict(String),
+    /// A configured limit would be exceeded (sets per tenant, faces per set).
+    #[error("{0}")]
+    LimitReached(String),
+    /// The thing still holds other things (a FaceSet with faces, deleted with `only_if_empty`).
+    #[error("{0}")]
+    NotEmpty(String),
     /// A caller-supplied value broke a rule the store enforces.
     #[error("{0}")]
     Invalid(String),
@@ -37,6 +43,8 @@ pub enum Entity {
     ApiKey,
     AuditEvent,
     Face,
+    FaceSet,
+    Task,
 }
 
 impl fmt::Display for Entity {
@@ -46,6 +54,8 @@ impl fmt::Display for Entity {
             Entity::ApiKey => "API key",
             Entity::AuditEvent => "audit event",
             Entity::Face => "face",
+            Entity::FaceSet => "FaceSet",
+            Entity::Task => "task",
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod control;
 pub mod credentials;
 pub mod db;
 pub mod error;
+pub mod facesets;
 pub mod model;
 pub mod schema;
 pub mod stores;
@@ -19,6 +20,10 @@ pub mod tenant_data;
 pub use control::{AuthRejection, Authenticated, ControlStore};
 pub use db::{AnyConnection, Backend, DatabaseUrl, StoreKind};
 pub use error::{Entity, StoreError, StoreResult};
+pub use facesets::{
+    Enrolment, FaceSet, FaceSetChanges, FaceSetRef, FaceSetTask, Failure, FailureReason, Member, MembershipChange,
+    NewFaceSet, Selection, TaskKind,
+};
 pub use model::*;
 pub use stores::{MigrationReport, Stores, StoresConfig};
 pub use tenant_data::TenantData;

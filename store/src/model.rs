@@ -67,6 +67,20 @@ id_type!(
     AuditEventId,
     "aud"
 );
+id_type!(
+    /// An asynchronous FaceSet task (Face++ `faceset/async/*`).
+    TaskId,
+    "task"
+);
+
+impl TaskId {
+    pub(crate) fn generate() -> Self {
+        Self(new_sortable_id(Self::PREFIX))
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
 
 impl TenantId {
     pub(crate) fn generate() -> Self {
@@ -92,33 +106,47 @@ impl AuditEventId {
     }
 }
 
-/// A detected face: 32 lower-case hex characters (128 random bits), as Face++ face tokens look.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FaceToken(String);
+macro_rules! hex_token {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
 
-impl FaceToken {
-    pub fn generate() -> Self {
-        use rand::RngCore;
-        let mut bytes = [0u8; 16];
-        rand::rng().fill_bytes(&mut bytes);
-        FaceToken(hex::encode(bytes))
-    }
+        impl $name {
+            pub fn generate() -> Self {
+                use rand::RngCore;
+                let mut bytes = [0u8; 16];
+                rand::rng().fill_bytes(&mut bytes);
+                $name(hex::encode(bytes))
+            }
 
-    pub fn parse(s: &str) -> Option<Self> {
-        (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))).then(|| Self(s.into()))
-    }
+            pub fn parse(s: &str) -> Option<Self> {
+                (s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+                    .then(|| Self(s.into()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for FaceToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+hex_token!(
+    /// A detected face: 32 lower-case hex characters (128 random bits), as Face++ face tokens look.
+    FaceToken
+);
+hex_token!(
+    /// A FaceSet, in the same form as Face++ `faceset_token`s.
+    FaceSetToken
+);
 
 /// A face as stored: what comparison and search need, never the image.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +165,8 @@ pub struct FaceRecord {
     pub created_at: DateTime<Utc>,
     /// `None` once kept by a FaceSet.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The tenant's own identifier for the person (Face++ `face/setuserid`).
+    pub user_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -68,11 +68,72 @@ pub mod region {
             quality -> Text,
             created_at -> BigInt,
             expires_at -> Nullable<BigInt>,
+            user_id -> Nullable<Text>,
         }
     }
 
-    diesel::allow_tables_to_appear_in_same_query!(audit_events, faces);
+    diesel::table! {
+        facesets (token) {
+            token -> Text,
+            tenant_id -> Text,
+            outer_id -> Nullable<Text>,
+            display_name -> Text,
+            tags -> Text,
+            user_data -> Text,
+            face_count -> BigInt,
+            version -> BigInt,
+            next_key -> BigInt,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        faceset_faces (faceset_token, face_token) {
+            faceset_token -> Text,
+            face_token -> Text,
+            tenant_id -> Text,
+            member_key -> BigInt,
+            external_image_id -> Nullable<Text>,
+            added_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        faceset_removals (faceset_token, member_key) {
+            faceset_token -> Text,
+            member_key -> BigInt,
+            tenant_id -> Text,
+            version -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        faceset_tasks (id) {
+            id -> Text,
+            tenant_id -> Text,
+            faceset_token -> Text,
+            kind -> Text,
+            face_tokens -> Text,
+            status -> Text,
+            result -> Nullable<Text>,
+            created_at -> BigInt,
+            finished_at -> Nullable<BigInt>,
+        }
+    }
+
+    diesel::joinable!(faceset_faces -> facesets (faceset_token));
+    diesel::joinable!(faceset_faces -> faces (face_token));
+    diesel::allow_tables_to_appear_in_same_query!(
+        audit_events,
+        faces,
+        facesets,
+        faceset_faces,
+        faceset_removals,
+        faceset_tasks
+    );
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
-    pub const TENANT_TABLES: &[&str] = &["audit_events", "faces"];
+    pub const TENANT_TABLES: &[&str] =
+        &["audit_events", "faces", "facesets", "faceset_faces", "faceset_removals", "faceset_tasks"];
 }

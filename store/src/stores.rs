@@ -86,6 +86,15 @@ impl Stores {
         Ok(total)
     }
 
+    /// Unfinished asynchronous FaceSet tasks in every region this node serves, with their tenants.
+    pub async fn pending_faceset_tasks(&self) -> StoreResult<Vec<(TenantId, crate::model::TaskId)>> {
+        let mut all = Vec::new();
+        for db in self.regions.values() {
+            all.extend(crate::facesets::pending_tasks(db).await?);
+        }
+        Ok(all)
+    }
+
     /// Creates a tenant homed in `region` (which must be configured here); the home region never changes
     /// afterwards except through an explicit migration.
     pub async fn create_tenant(&self, name: &str, region: &RegionName, by: &Provenance) -> StoreResult<Tenant> {

@@ -1,6 +1,6 @@
 //! Tenant-owned data in the tenant's home region. A `TenantData` is bound to one tenant and one region store
 //! when it is made (`Stores::tenant_data`); every query below filters by that tenant, and there is no other way
-//! to reach the region databases.
+//! to reach the region databases. FaceSet operations are in `facesets.rs`.
 
 use diesel::prelude::*;
 
@@ -43,8 +43,8 @@ impl TryFrom<AuditEventRow> for AuditEvent {
 
 #[derive(Clone)]
 pub struct TenantData {
-    db: Database,
-    tenant: Tenant,
+    pub(crate) db: Database,
+    pub(crate) tenant: Tenant,
 }
 
 impl TenantData {
@@ -138,7 +138,7 @@ impl TenantData {
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = faces)]
-struct FaceRow {
+pub(crate) struct FaceRow {
     token: String,
     tenant_id: String,
     image_id: String,
@@ -153,14 +153,45 @@ struct FaceRow {
     quality: String,
     created_at: i64,
     expires_at: Option<i64>,
+    user_id: Option<String>,
+}
+
+impl FaceRow {
+    pub(crate) fn new(tenant: &str, f: FaceRecord) -> FaceRow {
+        FaceRow {
+            token: f.token.to_string(),
+            tenant_id: tenant.to_string(),
+            image_id: f.image_id,
+            model: f.model,
+            embedding: embedding_bytes(&f.embedding),
+            rect_left: f.rect.left,
+            rect_top: f.rect.top,
+            rect_width: f.rect.width,
+            rect_height: f.rect.height,
+            score: f.score,
+            landmarks: f.landmarks.to_string(),
+            quality: f.quality.to_string(),
+            created_at: f.created_at.timestamp_millis(),
+            expires_at: f.expires_at.map(|t| t.timestamp_millis()),
+            user_id: f.user_id,
+        }
+    }
+}
+
+/// Embeddings are stored as little-endian f32 bytes.
+pub(crate) fn embedding_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn embedding_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
+    b.len().is_multiple_of(4).then(|| b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
 impl TryFrom<FaceRow> for FaceRecord {
     type Error = StoreError;
     fn try_from(r: FaceRow) -> StoreResult<FaceRecord> {
-        if !r.embedding.len().is_multiple_of(4) {
-            return Err(StoreError::Invalid(format!("corrupt embedding for face {}", r.token)));
-        }
+        let embedding = embedding_from_bytes(&r.embedding)
+            .ok_or_else(|| StoreError::Invalid(format!("corrupt embedding for face {}", r.token)))?;
         let token =
             FaceToken::parse(&r.token).ok_or_else(|| StoreError::Invalid(format!("corrupt face token {}", r.token)))?;
         let json =
@@ -169,13 +200,14 @@ impl TryFrom<FaceRow> for FaceRecord {
             token,
             image_id: r.image_id,
             model: r.model,
-            embedding: r.embedding.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            embedding,
             rect: FaceRect { top: r.rect_top, left: r.rect_left, width: r.rect_width, height: r.rect_height },
             score: r.score,
             landmarks: json(&r.landmarks)?,
             quality: json(&r.quality)?,
             created_at: millis_to_time(r.created_at),
             expires_at: r.expires_at.map(millis_to_time),
+            user_id: r.user_id,
         })
     }
 }
@@ -184,25 +216,7 @@ impl TenantData {
     /// Stores detected faces in one transaction (all or none).
     pub async fn insert_faces(&self, faces: Vec<FaceRecord>) -> StoreResult<()> {
         let tenant = self.tenant.id.to_string();
-        let rows: Vec<FaceRow> = faces
-            .into_iter()
-            .map(|f| FaceRow {
-                token: f.token.to_string(),
-                tenant_id: tenant.clone(),
-                image_id: f.image_id,
-                model: f.model,
-                embedding: f.embedding.iter().flat_map(|x| x.to_le_bytes()).collect(),
-                rect_left: f.rect.left,
-                rect_top: f.rect.top,
-                rect_width: f.rect.width,
-                rect_height: f.rect.height,
-                score: f.score,
-                landmarks: f.landmarks.to_string(),
-                quality: f.quality.to_string(),
-                created_at: f.created_at.timestamp_millis(),
-                expires_at: f.expires_at.map(|t| t.timestamp_millis()),
-            })
-            .collect();
+        let rows: Vec<FaceRow> = faces.into_iter().map(|f| FaceRow::new(&tenant, f)).collect();
         if rows.is_empty() {
             return Ok(());
         }

@@ -45,6 +45,16 @@ pub struct TestDatabases {
 }
 
 impl TestDatabases {
+    /// A placeholder owning nothing (what a restarted `TestApp` leaves behind).
+    fn none() -> TestDatabases {
+        TestDatabases {
+            dir: tempfile::tempdir().expect("temp dir"),
+            control_url: String::new(),
+            region_urls: BTreeMap::new(),
+            pg_cleanup: None,
+        }
+    }
+
     pub fn create(regions: &[&str]) -> TestDatabases {
         let dir = tempfile::tempdir().expect("temp dir");
         match backend() {
@@ -100,6 +110,16 @@ impl TestDatabases {
                     .n
             })
             .sum()
+    }
+
+    /// The single number a `SELECT COUNT(*) AS n ...` returns in one region store.
+    pub fn count_in_region(&self, region: &str, sql: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(sql).get_result::<Count>(&mut self.region_connection(region)).expect("count rows").n
     }
 
     /// A TOML configuration for these databases; `extra` holds top-level keys.
@@ -214,6 +234,8 @@ pub struct TestApp {
     pub dbs: TestDatabases,
     pub config_path: PathBuf,
     handle: actix_web::dev::ServerHandle,
+    stores: faceplate_store::Stores,
+    background: faceplate_api::server::Background,
 }
 
 impl TestApp {
@@ -234,12 +256,54 @@ impl TestApp {
         }
         let dbs = TestDatabases::create(regions);
         let config_path = dbs.write_config_with(extra_config, engine_config);
+        Self::start(dbs, config_path).await
+    }
+
+    async fn start(dbs: TestDatabases, config_path: PathBuf) -> TestApp {
         let config = Config::load(Some(&config_path)).expect("test config is valid");
         let server =
             faceplate_api::server::start(&config, "127.0.0.1:0".parse().expect("addr")).await.expect("server starts");
         let handle = server.handle.clone();
+        let (addr, stores, background) = (server.addr, server.stores.clone(), server.background);
         tokio::spawn(server.run);
-        TestApp { addr: server.addr, client: reqwest::Client::new(), dbs, config_path, handle }
+        TestApp { addr, client: reqwest::Client::new(), dbs, config_path, handle, stores, background }
+    }
+
+    /// Stops the server as `faceplate serve` does on SIGTERM (in-flight requests finish, index snapshots are
+    /// written) and starts a new one on the same databases and data directory, on a new port.
+    pub async fn restart(mut self) -> TestApp {
+        self.handle.stop(true).await;
+        self.background.shut_down(&self.stores).await;
+        let (dbs, config_path) = self.take_databases();
+        Self::start(dbs, config_path).await
+    }
+
+    /// Stops the server abruptly, writing nothing more (as a crash would), and starts a new one on the same
+    /// databases and data directory.
+    pub async fn crash_and_restart(mut self) -> TestApp {
+        self.handle.stop(false).await;
+        self.background.abort();
+        let (dbs, config_path) = self.take_databases();
+        Self::start(dbs, config_path).await
+    }
+
+    /// Another server on the same databases, with index snapshots of its own: a second node of a cluster.
+    pub async fn second_node(&self) -> TestApp {
+        let dir = self.dbs.dir.path().join("node2");
+        let extra = format!("[facesets]\nindex_dir = {:?}\n", dir.join("index").display().to_string());
+        let config_path = self.dbs.dir.path().join("node2.toml");
+        std::fs::write(&config_path, self.dbs.config_toml(&extra)).expect("write config");
+        Self::start(TestDatabases::none(), config_path).await
+    }
+
+    fn take_databases(&mut self) -> (TestDatabases, PathBuf) {
+        let dbs = std::mem::replace(&mut self.dbs, TestDatabases::none());
+        (dbs, self.config_path.clone())
+    }
+
+    /// This server's directory of index snapshots.
+    pub fn index_dir(&self) -> PathBuf {
+        self.dbs.dir.path().join("data").join("index")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -303,6 +367,64 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // Stop accepting and let the runtime wind down; databases are removed by `TestDatabases`.
         drop(self.handle.stop(false));
+        self.background.abort();
+    }
+}
+
+/// The real `faceplate serve` in a process of its own, for tests that kill it (`kill -9`).
+pub struct ServerProcess {
+    pub addr: SocketAddr,
+    child: std::process::Child,
+}
+
+impl ServerProcess {
+    /// Starts `faceplate serve` on a free port and waits until it answers `/healthz`.
+    pub async fn start(config: &Path) -> ServerProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let mut cmd = std::process::Command::new(faceplate_bin());
+        for (name, _) in std::env::vars() {
+            if name.starts_with("FACEPLATE_") {
+                cmd.env_remove(name);
+            }
+        }
+        let child = cmd
+            .arg("--config")
+            .arg(config)
+            .args(["serve", "--listen", &addr.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("faceplate serve starts");
+        let mut server = ServerProcess { addr, child };
+        let client = reqwest::Client::new();
+        for _ in 0..600 {
+            if client.get(format!("http://{addr}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("faceplate serve exited: {status}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        server.kill();
+        panic!("faceplate serve did not answer /healthz");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

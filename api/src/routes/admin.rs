@@ -185,6 +185,7 @@ pub async fn delete_tenant(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = load_tenant(&state, &path).await?;
     let region_rows_deleted = state.stores.delete_tenant(&tenant.id).await?;
+    state.indexes.forget_tenant(&tenant.id);
     tracing::info!(request_id = %operator.ctx.request_id, tenant = %tenant.id, region_rows_deleted, "tenant deleted");
     Ok(HttpResponse::Ok().json(TenantDeleted {
         meta: operator.ctx.meta(),

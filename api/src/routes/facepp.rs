@@ -1,6 +1,8 @@
 //! The Face++-compatible API (`/facepp/v3/...`): Face++ paths, form fields, credentials (`api_key` and
 //! `api_secret` in the form or the query string) and response shapes, so existing Face++ clients only change
 //! the base URL. Errors keep Face++'s `error_message` (`CODE: argument`), which our envelope always carries.
+//! Like Face++, these endpoints ignore arguments they do not know (clients send extras such as `start`); the
+//! native API refuses them.
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use faceplate_store::credentials::parse_bearer_token;
@@ -12,13 +14,15 @@ use crate::auth::authorize;
 use crate::context::{Meta, RequestContext};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
-use crate::routes::faces::{
-    FaceRectangle, Thresholds, compare_embeddings, compare_side, detect_and_store, find_face, reject_unknown,
-};
+use crate::routes::faces::{FaceRectangle, Thresholds, compare_embeddings, compare_side, detect_and_store, find_face};
 use crate::state::AppState;
 
 /// Authenticates from `api_key` + `api_secret` (form, then query string), or a bearer token.
-async fn authenticate(state: &AppState, req: &HttpRequest, fields: &Fields) -> Result<Authenticated, ApiError> {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    req: &HttpRequest,
+    fields: &Fields,
+) -> Result<Authenticated, ApiError> {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let lookup = |name: &str| {
@@ -39,11 +43,9 @@ async fn authenticate(state: &AppState, req: &HttpRequest, fields: &Fields) -> R
     authorize(state, req, &id, secret.trim(), Some(Scope::Face)).await
 }
 
-fn context(req: &HttpRequest) -> RequestContext {
+pub(crate) fn context(req: &HttpRequest) -> RequestContext {
     req.extensions().get::<RequestContext>().cloned().unwrap_or_default()
 }
-
-const AUTH_FIELDS: [&str; 2] = ["api_key", "api_secret"];
 
 #[derive(Serialize, ToSchema)]
 pub struct FaceppFace {
@@ -100,10 +102,10 @@ pub struct FaceppFaceDetail {
     pub face_token: String,
     pub image_id: String,
     pub face_rectangle: FaceRectangle,
-    /// Set with face/setuserid (FaceSets); empty until then.
+    /// Set with face/setuserid; empty until then.
     pub user_id: String,
     /// The FaceSets holding this face.
-    pub facesets: Vec<String>,
+    pub facesets: Vec<crate::routes::facepp_sets::FaceppSetSummary>,
 }
 
 /// Face++ form fields for detect.
@@ -180,20 +182,6 @@ pub async fn facepp_detect(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     let caller = authenticate(&state, &req, &fields).await?;
-    let known = [
-        &AUTH_FIELDS[..],
-        &[
-            "image_file",
-            "image_base64",
-            "image_url",
-            "return_landmark",
-            "return_attributes",
-            "calculate_all",
-            "face_rectangle",
-        ],
-    ]
-    .concat();
-    reject_unknown(&fields, &known)?;
     if fields.int("return_landmark", 0, 0..=2)? != 0 {
         return Err(ApiError::bad_arguments("return_landmark"));
     }
@@ -213,10 +201,11 @@ pub async fn facepp_detect(
         .take_image("image_file", "image_base64", "image_url")?
         .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file"))?;
     let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
-    let faces: Vec<FaceppFace> = detected.faces.into_iter().map(|(f, _)| to_facepp(f, headpose)).collect();
+    let image_id = detected.image_id.clone();
+    let faces: Vec<FaceppFace> = detected.into_faces().into_iter().map(|f| to_facepp(f, headpose)).collect();
     Ok(HttpResponse::Ok().json(FaceppDetectResponse {
         meta: context(&req).meta(),
-        image_id: detected.image_id,
+        image_id,
         face_num: faces.len(),
         faces,
     }))
@@ -244,10 +233,6 @@ pub async fn facepp_compare(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     let caller = authenticate(&state, &req, &fields).await?;
-    let mut known = AUTH_FIELDS.to_vec();
-    known.extend(["face_token1", "image_file1", "image_base64_1", "image_url1"]);
-    known.extend(["face_token2", "image_file2", "image_base64_2", "image_url2"]);
-    reject_unknown(&fields, &known)?;
     let invalid = |raw: &str| ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
     let one = compare_side(&state, &caller.tenant, &mut fields, 1, invalid).await?;
     let two = compare_side(&state, &caller.tenant, &mut fields, 2, invalid).await?;
@@ -284,16 +269,17 @@ pub async fn facepp_get_detail(
 ) -> Result<HttpResponse, ApiError> {
     let fields = Fields::read(&req, payload, state.form_limits).await?;
     let caller = authenticate(&state, &req, &fields).await?;
-    reject_unknown(&fields, &[&AUTH_FIELDS[..], &["face_token"]].concat())?;
     let raw = fields.text("face_token").ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "face_token"))?;
     let invalid = |raw: &str| ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
     let face = find_face(&state, &caller.tenant, raw, invalid).await?;
+    let facesets =
+        crate::routes::facepp_sets::face_sets(&state.stores.tenant_data(&caller.tenant)?, &face.token).await?;
     Ok(HttpResponse::Ok().json(FaceppFaceDetail {
         meta: context(&req).meta(),
         face_token: face.token.to_string(),
         image_id: face.image_id,
         face_rectangle: face.rect.into(),
-        user_id: String::new(),
-        facesets: Vec::new(),
+        user_id: face.user_id.unwrap_or_default(),
+        facesets,
     }))
 }

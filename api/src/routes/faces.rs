@@ -3,7 +3,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use faceplate_engine::embed::DIMENSIONS;
 use faceplate_engine::{Face, confidence};
 use faceplate_store::{FaceRecord, FaceRect, FaceToken, Tenant};
 use serde::{Deserialize, Serialize};
@@ -85,21 +84,30 @@ pub struct DetectedFace {
     pub quality: Option<QualityView>,
 }
 
-/// The faces of one image, largest first, with tokens stored in the tenant's region.
+/// The faces of one image, largest first; each face that got a token comes with the record to store.
 pub struct DetectedImage {
     pub image_id: String,
     pub width: u32,
     pub height: u32,
-    pub faces: Vec<(DetectedFace, Option<[f32; DIMENSIONS]>)>,
+    pub faces: Vec<(DetectedFace, Option<FaceRecord>)>,
 }
 
-/// Detects, embeds and stores the faces of one image for the tenant. The image itself is not kept.
-pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
-    let data = state.stores.tenant_data(tenant)?;
+impl DetectedImage {
+    /// The embedding of the largest face with one.
+    pub fn largest_embedding(&self) -> Option<Vec<f32>> {
+        self.faces.first().and_then(|(_, r)| r.as_ref().map(|r| r.embedding.clone()))
+    }
+
+    pub fn into_faces(self) -> Vec<DetectedFace> {
+        self.faces.into_iter().map(|(f, _)| f).collect()
+    }
+}
+
+/// Detects and embeds the faces of one image. Nothing is stored; the image itself is never kept.
+pub async fn detect(state: &AppState, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
     let analysis = state.engine.analyze(image).await?;
     let image_id = FaceToken::generate().to_string();
     let now = Utc::now();
-    let mut records = Vec::new();
     let faces = analysis
         .faces
         .into_iter()
@@ -119,34 +127,38 @@ pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>)
                 pitch: (q.pitch * 10.0).round() / 10.0,
                 roll: (q.roll * 10.0).round() / 10.0,
             });
-            let token = face.embedding.map(|embedding| {
-                let token = FaceToken::generate();
-                records.push(FaceRecord {
-                    token: token.clone(),
-                    image_id: image_id.clone(),
-                    model: EMBEDDING_MODEL.to_string(),
-                    embedding: embedding.to_vec(),
-                    rect,
-                    score: face.detection.score as f64,
-                    landmarks: json!(landmark),
-                    quality: json!(quality),
-                    created_at: now,
-                    expires_at: Some(now + state.face_token_ttl),
-                });
-                token
+            let record = face.embedding.map(|embedding| FaceRecord {
+                token: FaceToken::generate(),
+                image_id: image_id.clone(),
+                model: EMBEDDING_MODEL.to_string(),
+                embedding: embedding.to_vec(),
+                rect,
+                score: face.detection.score as f64,
+                landmarks: json!(landmark),
+                quality: json!(quality),
+                created_at: now,
+                expires_at: Some(now + state.face_token_ttl),
+                user_id: None,
             });
             let detected = DetectedFace {
-                face_token: token.map(|t| t.to_string()),
+                face_token: record.as_ref().map(|r| r.token.to_string()),
                 face_rectangle: rect.into(),
                 score: (face.detection.score * 1000.0).round() / 1000.0,
                 landmark,
                 quality,
             };
-            (detected, face.embedding)
+            (detected, record)
         })
         .collect();
-    data.insert_faces(records).await?;
     Ok(DetectedImage { image_id, width: analysis.width, height: analysis.height, faces })
+}
+
+/// Detects, embeds and stores the faces of one image for the tenant (tokens that expire).
+pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
+    let data = state.stores.tenant_data(tenant)?;
+    let detected = detect(state, image).await?;
+    data.insert_faces(detected.faces.iter().filter_map(|(_, r)| r.clone()).collect()).await?;
+    Ok(detected)
 }
 
 /// Looks up one of the tenant's faces by a caller-supplied token. Malformed, unknown, expired and other
@@ -197,12 +209,8 @@ pub async fn compare_side(
         return Err(ApiError::new(ErrorCode::MissingArguments, format!("{token_field}, {file} or {base64}")));
     };
     let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?).await?;
-    let embedding = detected.faces.first().and_then(|(_, e)| e.map(|e| e.to_vec()));
-    Ok(CompareSide {
-        image_id: Some(detected.image_id),
-        faces: detected.faces.into_iter().map(|(f, _)| f).collect(),
-        embedding,
-    })
+    let embedding = detected.largest_embedding();
+    Ok(CompareSide { image_id: Some(detected.image_id.clone()), faces: detected.into_faces(), embedding })
 }
 
 /// Confidence that two faces are the same person (0-100), when both sides have a face.
@@ -349,12 +357,13 @@ pub async fn detect_faces(
         .take_image("image_file", "image_base64", "image_url")?
         .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file, image_base64 or image_url"))?;
     let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
-    let faces: Vec<DetectedFace> = detected.faces.into_iter().map(|(f, _)| f).collect();
+    let (image_id, image_width, image_height) = (detected.image_id.clone(), detected.width, detected.height);
+    let faces = detected.into_faces();
     Ok(HttpResponse::Ok().json(DetectResponse {
         meta: caller.ctx.meta(),
-        image_id: detected.image_id,
-        image_width: detected.width,
-        image_height: detected.height,
+        image_id,
+        image_width,
+        image_height,
         face_num: faces.len(),
         faces,
     }))

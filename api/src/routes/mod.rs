@@ -3,7 +3,9 @@
 pub mod admin;
 pub mod audit;
 pub mod facepp;
+pub mod facepp_sets;
 pub mod faces;
+pub mod facesets;
 pub mod keys;
 pub mod ops;
 pub mod types;
@@ -34,6 +36,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
     modifiers(&SecuritySchemes),
     tags(
         (name = "faces", description = "Face detection, comparison and face tokens"),
+        (name = "facesets", description = "FaceSets (collections of faces) and 1:N search"),
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
@@ -86,6 +89,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(faces::detect_faces)
             .service(faces::compare_faces)
             .service(faces::get_face)
+            .service(facesets::update_face)
+            .service(facesets::delete_face)
+            .service(facesets::search)
+            .service(facesets::create_faceset)
+            .service(facesets::list_facesets)
+            .service(facesets::get_faceset)
+            .service(facesets::update_faceset)
+            .service(facesets::delete_faceset)
+            .service(facesets::list_faceset_faces)
+            .service(facesets::add_faceset_faces)
+            .service(facesets::remove_faceset_faces)
+            .service(facesets::remove_faceset_face)
+            .service(facesets::enrol_face)
             .service(keys::list_keys)
             .service(keys::create_key)
             .service(keys::get_key)
@@ -98,7 +114,19 @@ pub fn configure(cfg: &mut ServiceConfig) {
         scope::scope("/facepp/v3")
             .service(facepp::facepp_detect)
             .service(facepp::facepp_compare)
-            .service(facepp::facepp_get_detail),
+            .service(facepp::facepp_get_detail)
+            .service(facepp_sets::facepp_set_user_id)
+            .service(facepp_sets::facepp_search)
+            .service(facepp_sets::facepp_faceset_create)
+            .service(facepp_sets::facepp_faceset_addface)
+            .service(facepp_sets::facepp_faceset_removeface)
+            .service(facepp_sets::facepp_faceset_async_addface)
+            .service(facepp_sets::facepp_faceset_async_removeface)
+            .service(facepp_sets::facepp_faceset_task_status)
+            .service(facepp_sets::facepp_faceset_update)
+            .service(facepp_sets::facepp_faceset_getdetail)
+            .service(facepp_sets::facepp_faceset_delete)
+            .service(facepp_sets::facepp_faceset_list),
     );
     cfg.service(
         scope::scope("/admin/v1")

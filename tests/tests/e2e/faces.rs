@@ -261,6 +261,7 @@ async fn expired_face_tokens_are_gone_and_purged() {
         quality: json!({}),
         created_at: now - chrono::Duration::hours(80),
         expires_at: Some(now - chrono::Duration::hours(8)),
+        user_id: None,
     };
     stores.tenant_data(&tenant).unwrap().insert_faces(vec![record]).await.unwrap();
     // Expired: invisible at once, even before the purge runs.

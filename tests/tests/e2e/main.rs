@@ -4,6 +4,7 @@ mod cli;
 mod errors;
 mod facepp_client;
 mod faces;
+mod facesets;
 mod isolation;
 mod keys;
 mod migrations;
