@@ -266,7 +266,7 @@ impl TestApp {
         let handle = server.handle.clone();
         let (addr, stores, background) = (server.addr, server.stores.clone(), server.background);
         tokio::spawn(server.run);
-        TestApp { addr, client: reqwest::Client::new(), dbs, config_path, handle, stores, background }
+        TestApp { addr, client: test_client(), dbs, config_path, handle, stores, background }
     }
 
     /// Stops the server as `faceplate serve` does on SIGTERM (in-flight requests finish, index snapshots are
@@ -369,6 +369,12 @@ impl Drop for TestApp {
         drop(self.handle.stop(false));
         self.background.abort();
     }
+}
+
+/// An HTTP client that drops idle connections well before the server's 5 s keep-alive closes them, so a test
+/// that pauses between requests never writes into a connection the server is closing.
+pub fn test_client() -> reqwest::Client {
+    reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(2)).build().expect("client")
 }
 
 /// The real `faceplate serve` in a process of its own, for tests that kill it (`kill -9`).

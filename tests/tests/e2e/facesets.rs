@@ -603,7 +603,7 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
     let singles = import_dir(images.path());
 
     let mut server = faceplate_tests::ServerProcess::start(&config).await;
-    let client = reqwest::Client::new();
+    let client = faceplate_tests::test_client();
     let tenant = read(
         client
             .post(server.url("/admin/v1/tenants"))
