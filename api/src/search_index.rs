@@ -151,9 +151,11 @@ impl FaceSetIndexes {
             max_key: 0,
         };
         let config = self.config.clone();
+        // What the database says now bounds what a usable snapshot may hold.
+        let limit = SyncState { version: set.version, max_key: set.max_key, ..wanted.clone() };
         let (index, state) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            match load_snapshot(&path, &wanted, config.clone()) {
+            match load_snapshot(&path, &limit, config.clone()) {
                 Some((index, state)) => {
                     tracing::info!(faceset = %wanted.faceset, faces = index.len(), version = state.version,
                         millis = started.elapsed().as_millis() as u64, "loaded index snapshot");
@@ -265,6 +267,11 @@ fn load_snapshot(path: &Path, wanted: &SyncState, config: IndexConfig) -> Option
             Ok(state)
                 if state.faceset == wanted.faceset && state.tenant == wanted.tenant && state.model == wanted.model =>
             {
+                if state.version > wanted.version || state.max_key > wanted.max_key {
+                    // Ahead of the database (restored from a backup?): its keys may now mean other faces.
+                    tracing::warn!(path = %path.display(), "index snapshot is ahead of the database; rebuilding");
+                    return None;
+                }
                 Some((index, state))
             }
             _ => {

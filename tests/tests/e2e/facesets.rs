@@ -725,11 +725,82 @@ async fn a_second_node_sees_adds_removes_and_deletion() {
     let tokens = |body: &Value| -> Vec<String> {
         body["results"].as_array().unwrap().iter().map(|r| r["face_token"].as_str().unwrap().to_string()).collect()
     };
-    assert_eq!(tokens(&search("b").await.expect(200).body), [obama.clone()], "B loads the set from the database");
+    assert_eq!(tokens(&search("b").await.expect(200).body), vec![obama.clone()], "B loads the set from the database");
     a.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama2]})).await.expect(200);
     assert_eq!(tokens(&search("b").await.expect(200).body).len(), 2, "B sees A's add");
     a.post(&format!("/v1/facesets/{set}/faces/remove"), &token, json!({"face_tokens": [obama]})).await.expect(200);
-    assert_eq!(tokens(&search("b").await.expect(200).body), [obama2.clone()], "B sees A's removal");
+    assert_eq!(tokens(&search("b").await.expect(200).body), vec![obama2.clone()], "B sees A's removal");
     a.delete(&format!("/v1/facesets/{set}?force=true"), &token).await.expect(200);
     search("b").await.expect(404);
+}
+
+/// Configured capacities: faces per set (reported per face, as Face++ does) and sets per tenant.
+#[tokio::test]
+async fn set_capacity_and_sets_per_tenant_are_enforced() {
+    let app = TestApp::spawn_with(&["local"], "[facesets]\nmax_faces_per_set = 2\nmax_sets_per_tenant = 2\n").await;
+    let creds = tenant_with_key(&app, "acme").await;
+    let token = &creds.0;
+    let set =
+        app.post("/v1/facesets", token, json!({"outer_id": "one"})).await.expect(201).body["faceset"]["faceset_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let faces = [
+        detect_token(&app, token, "obama.jpg").await,
+        detect_token(&app, token, "obama2.jpg").await,
+        detect_token(&app, token, "biden.jpg").await,
+    ];
+    let added =
+        app.post(&format!("/v1/facesets/{set}/faces"), token, json!({"face_tokens": faces})).await.expect(200).body;
+    assert_eq!((added["changed"].clone(), added["face_count"].clone()), (json!(2), json!(2)), "{added}");
+    assert_eq!(added["failure_detail"], json!([{"face_token": faces[2], "reason": "QUOTA_EXCEEDED"}]));
+    let full =
+        native_form(&app, &format!("/v1/facesets/{set}/enrol"), token, &[("image_file", "@astronaut.png")]).await;
+    assert_eq!(full.expect(409).body["error"]["code"], "LIMIT_REACHED");
+
+    app.post("/v1/facesets", token, json!({})).await.expect(201);
+    assert_eq!(app.post("/v1/facesets", token, json!({})).await.expect(409).body["error"]["code"], "LIMIT_REACHED");
+    let refused = facepp(&app, "/faceset/create", &creds, &[("outer_id", "three")]).await;
+    assert_eq!(refused.expect(400).body["error"]["code"], "FACESET_QUOTA_EXCEEDED");
+}
+
+/// Snapshots are a cache: a damaged one is rebuilt from the database, and one that is ahead of the database
+/// (a database restored from an older backup) is not trusted.
+#[tokio::test]
+async fn damaged_or_foreign_snapshots_are_rebuilt_from_the_database() {
+    let mut app = TestApp::spawn().await;
+    let (token, _, _) = tenant_with_key(&app, "acme").await;
+    let set = app.post("/v1/facesets", &token, json!({})).await.expect(201).body["faceset"]["faceset_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let obama = detect_token(&app, &token, "obama.jpg").await;
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama]})).await.expect(200);
+    let probe = json!({"faceset_tokens": [set], "face_token": obama, "threshold": "1e-5"});
+    assert_eq!(
+        app.post("/v1/facesets/search", &token, probe.clone()).await.expect(200).body["results"][0]["face_token"],
+        obama.as_str()
+    );
+    app = app.restart().await;
+    let snapshots: Vec<_> = walk(&app.index_dir());
+    assert_eq!(snapshots.len(), 1, "a snapshot was written at shutdown: {snapshots:?}");
+
+    for damage in [b"not an index".to_vec(), Vec::new()] {
+        std::fs::write(&snapshots[0], &damage).unwrap();
+        app = app.crash_and_restart().await;
+        let body = app.post("/v1/facesets/search", &token, probe.clone()).await.expect(200).body;
+        assert_eq!(body["results"][0]["face_token"], obama.as_str(), "rebuilt from the database: {body}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.path().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else {
+            files.push(entry.path());
+        }
+    }
+    files
 }
