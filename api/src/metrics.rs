@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -24,6 +25,9 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: HistogramFamily,
+    index_sets: Gauge,
+    index_faces: Gauge,
+    index_bytes: Gauge,
 }
 
 impl Metrics {
@@ -35,13 +39,24 @@ impl Metrics {
             (|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))) as fn() -> Histogram,
         );
         registry.register("http_request_duration_seconds", "Time to answer HTTP requests", latency.clone());
-        Metrics { registry, requests, latency }
+        let (index_sets, index_faces, index_bytes) = (Gauge::default(), Gauge::default(), Gauge::default());
+        registry.register("faceset_indexes", "FaceSet indexes loaded in this node's memory", index_sets.clone());
+        registry.register("faceset_index_faces", "Faces held by the loaded FaceSet indexes", index_faces.clone());
+        registry.register("faceset_index_bytes", "Memory used by the loaded FaceSet indexes", index_bytes.clone());
+        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes }
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
         let (method, route) = (method.to_string(), route.to_string());
         self.latency.get_or_create(&RouteLabels { method: method.clone(), route: route.clone() }).observe(seconds);
         self.requests.get_or_create(&RequestLabels { method, route, status }).inc();
+    }
+
+    /// Sets the FaceSet index gauges (read at scrape time).
+    pub fn set_index_stats(&self, stats: crate::search_index::IndexStats) {
+        self.index_sets.set(stats.sets as i64);
+        self.index_faces.set(stats.faces as i64);
+        self.index_bytes.set(stats.bytes as i64);
     }
 
     /// The OpenMetrics text exposition.

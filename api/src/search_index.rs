@@ -54,6 +54,14 @@ pub struct FaceSetIndexes {
     entries: Mutex<HashMap<FaceSetToken, Arc<OnceCell<Arc<Entry>>>>>,
 }
 
+/// What the loaded indexes hold, for metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IndexStats {
+    pub sets: usize,
+    pub faces: usize,
+    pub bytes: usize,
+}
+
 /// One candidate from an index: the member key and the cosine similarity.
 pub type Candidate = (i64, f32);
 
@@ -90,6 +98,15 @@ impl FaceSetIndexes {
                 tracing::warn!(faceset = %set.token, error = %e.message, "index refresh failed; the next search retries");
             }
         });
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        let entries = self.lock_entries();
+        entries.values().filter_map(|cell| cell.get()).fold(IndexStats::default(), |s, e| IndexStats {
+            sets: s.sets + 1,
+            faces: s.faces + e.index.len(),
+            bytes: s.bytes + e.index.memory_bytes(),
+        })
     }
 
     fn is_loaded(&self, token: &FaceSetToken) -> bool {

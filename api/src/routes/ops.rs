@@ -57,6 +57,7 @@ pub async fn readyz(ctx: RequestContext, state: web::Data<AppState>) -> Result<H
     responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String))
 )]
 #[get("/metrics")]
-pub async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+pub async fn metrics(metrics: web::Data<Metrics>, state: web::Data<AppState>) -> HttpResponse {
+    metrics.set_index_stats(state.indexes.stats());
     HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(metrics.render())
 }

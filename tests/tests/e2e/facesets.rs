@@ -726,6 +726,11 @@ async fn a_second_node_sees_adds_removes_and_deletion() {
         body["results"].as_array().unwrap().iter().map(|r| r["face_token"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(tokens(&search("b").await.expect(200).body), vec![obama.clone()], "B loads the set from the database");
+    let metrics = b.client.get(b.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("faceplate_faceset_indexes 1") && metrics.contains("faceplate_faceset_index_faces 2"),
+        "{metrics}"
+    );
     a.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama2]})).await.expect(200);
     assert_eq!(tokens(&search("b").await.expect(200).body).len(), 2, "B sees A's add");
     a.post(&format!("/v1/facesets/{set}/faces/remove"), &token, json!({"face_tokens": [obama]})).await.expect(200);
