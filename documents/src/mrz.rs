@@ -1,0 +1,937 @@
+//! ICAO Doc 9303 machine readable zones: TD1 (3×30, ID cards), TD2 (2×36) and TD3 (2×44, passports).
+//!
+//! The MRZ lines are found among all OCR lines, normalised (uppercase, no spaces, `«`→`<<`, `K` misread for the
+//! `<` filler), fitted to the exact length, then parsed by position. Every check digit is verified (weights 7-3-1
+//! repeating; `<` = 0, `0`-`9` = 0-9, `A`-`Z` = 10-35; sum modulo 10), the composite one included. Fields covered
+//! by a failing check digit are reported unreadable. In numeric fields (dates) letters are read as the digits they
+//! resemble (`O`→0, `I`→1, `S`→5, `B`→8, ...) and the fix is kept only if the check digit then passes; in the
+//! alphanumeric document number, the smallest set of such swaps (either direction) that makes the check pass is
+//! kept, and only when it is the only one of that size.
+
+use chrono::{Datelike, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::text::{digit_for, letter_for, normalize_width};
+use crate::{Field, Sex, TextLine};
+
+/// The MRZ size class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MrzFormat {
+    /// 3 lines of 30 (ID cards).
+    Td1,
+    /// 2 lines of 36.
+    Td2,
+    /// 2 lines of 44 (passports, MRP).
+    Td3,
+}
+
+impl MrzFormat {
+    /// Characters per line.
+    pub fn line_len(self) -> usize {
+        match self {
+            Self::Td1 => 30,
+            Self::Td2 => 36,
+            Self::Td3 => 44,
+        }
+    }
+
+    /// Number of lines.
+    pub fn line_count(self) -> usize {
+        if self == Self::Td1 { 3 } else { 2 }
+    }
+}
+
+/// The outcome of one check digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CheckDigit {
+    /// The printed digit matches the data (after any correction).
+    pub valid: bool,
+    /// The digit the data calls for (`?` when the data has characters outside the MRZ set).
+    pub expected: char,
+    /// The printed digit as read.
+    pub found: char,
+    /// An OCR confusion was corrected to make the check pass.
+    pub corrected: bool,
+}
+
+/// All check digits of an MRZ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MrzChecks {
+    /// Over the document number.
+    pub document_number: CheckDigit,
+    /// Over the birth date.
+    pub birth_date: CheckDigit,
+    /// Over the expiry date.
+    pub expiry_date: CheckDigit,
+    /// Over the personal number (TD3 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personal_number: Option<CheckDigit>,
+    /// Over the document number, dates and optional data together.
+    pub composite: CheckDigit,
+}
+
+impl MrzChecks {
+    /// Every check digit is valid.
+    pub fn all_valid(&self) -> bool {
+        self.document_number.valid
+            && self.birth_date.valid
+            && self.expiry_date.valid
+            && self.personal_number.is_none_or(|c| c.valid)
+            && self.composite.valid
+    }
+}
+
+/// A parsed machine readable zone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mrz {
+    /// TD1, TD2 or TD3.
+    pub format: MrzFormat,
+    /// The normalised (and corrected) MRZ lines.
+    pub lines: Vec<String>,
+    /// Document code, fillers removed (`P`, `I`, `ID`, `AC`, `V`...).
+    pub document_code: Field<String>,
+    /// Issuing state or organisation (ICAO 3-letter code, fillers removed: `D` for Germany).
+    pub issuing_state: Field<String>,
+    /// Primary identifier, `<` read as space.
+    pub surname: Field<String>,
+    /// Secondary identifier (empty when the holder has none).
+    pub given_names: Field<String>,
+    /// Document number (over 9 characters for TD1/TD2 long numbers).
+    pub document_number: Field<String>,
+    /// Nationality (3-letter code, fillers removed).
+    pub nationality: Field<String>,
+    /// Date of birth (century chosen so the date is not in the future).
+    pub birth_date: Field<NaiveDate>,
+    /// Sex (`<` or `X`: unspecified).
+    pub sex: Field<Sex>,
+    /// Date of expiry (20xx).
+    pub expiry_date: Field<NaiveDate>,
+    /// TD3: personal number; TD2: optional data; TD1: optional data of line 1 (after any long document number).
+    pub optional_data: Field<String>,
+    /// TD1 only: optional data of line 2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional_data_2: Option<Field<String>>,
+    /// Every check digit.
+    pub checks: MrzChecks,
+    /// All check digits pass and every field is readable.
+    pub valid: bool,
+    /// Minimum confidence of the MRZ lines.
+    pub confidence: f32,
+}
+
+fn char_value(c: char) -> Option<u32> {
+    match c {
+        '<' => Some(0),
+        '0'..='9' => Some(c as u32 - '0' as u32),
+        'A'..='Z' => Some(c as u32 - 'A' as u32 + 10),
+        _ => None,
+    }
+}
+
+/// The ICAO 9303 check digit (0-9) of `data`, or `None` if it has a character outside `A-Z0-9<`.
+pub fn check_digit(data: &str) -> Option<u32> {
+    const WEIGHTS: [u32; 3] = [7, 3, 1];
+    let mut sum = 0;
+    for (i, c) in data.chars().enumerate() {
+        sum += char_value(c)? * WEIGHTS[i % 3];
+    }
+    Some(sum % 10)
+}
+
+fn digit_char(d: u32) -> char {
+    char::from_digit(d, 10).unwrap_or('?')
+}
+
+/// Normalises one OCR line to the MRZ alphabet; `None` if it has characters that cannot be MRZ.
+fn normalize_line(text: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in normalize_width(text).chars() {
+        match c {
+            c if c.is_whitespace() => {}
+            '«' => out.push_str("<<"),
+            '‹' | '〈' | '≤' | '＜' => out.push('<'),
+            'a'..='z' => out.push(c.to_ascii_uppercase()),
+            'A'..='Z' | '0'..='9' | '<' => out.push(c),
+            _ => return None,
+        }
+    }
+    Some(out)
+}
+
+/// Turns `K`s that stand for `<` fillers back into `<`: inside runs of `<` and `K` with at least three `<`, and
+/// at the end of a line, while keeping a `K` that ends or starts a word.
+fn fix_k_fillers(s: &str) -> String {
+    let mut chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    let mut i = 0;
+    while i < n {
+        if !matches!(chars[i], '<' | 'K') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && matches!(chars[i], '<' | 'K') {
+            i += 1;
+        }
+        let run = start..i;
+        let Some(first_lt) = run.clone().find(|&j| chars[j] == '<') else { continue };
+        let last_lt = run.clone().rev().find(|&j| chars[j] == '<').unwrap_or(first_lt);
+        let fillers = run.clone().filter(|&j| chars[j] == '<').count();
+        if fillers >= 3 {
+            for c in &mut chars[first_lt..last_lt] {
+                *c = '<';
+            }
+        }
+        if i == n {
+            for c in &mut chars[last_lt..n] {
+                *c = '<';
+            }
+        }
+    }
+    chars.into_iter().collect()
+}
+
+/// Brings a line to `target` characters by trimming or padding `<` fillers: at the end when the line ends with
+/// fillers (or is a name line), else in its last run of fillers.
+fn fit_length(s: &str, target: usize, name_line: bool) -> Option<String> {
+    let len = s.len();
+    if len == target {
+        return Some(s.to_string());
+    }
+    if len > target + 4 || (len + 4 < target && !name_line) {
+        return None;
+    }
+    let trailing = s.len() - s.trim_end_matches('<').len();
+    if len > target {
+        let excess = len - target;
+        if trailing >= excess {
+            return Some(s[..target].to_string());
+        }
+        let (start, end) = last_filler_run(s, excess + 1)?;
+        return Some(format!("{}{}{}", &s[..start], &s[start + excess..end], &s[end..]));
+    }
+    let missing = target - len;
+    if trailing > 0 || name_line {
+        return Some(format!("{s}{}", "<".repeat(missing)));
+    }
+    let (start, _) = last_filler_run(s, 2)?;
+    Some(format!("{}{}{}", &s[..start], "<".repeat(missing), &s[start..]))
+}
+
+/// Byte range of the last run of at least `min` `<`.
+fn last_filler_run(s: &str, min: usize) -> Option<(usize, usize)> {
+    let b = s.as_bytes();
+    let mut end = b.len();
+    while end > 0 {
+        if b[end - 1] != b'<' {
+            end -= 1;
+            continue;
+        }
+        let mut start = end;
+        while start > 0 && b[start - 1] == b'<' {
+            start -= 1;
+        }
+        if end - start >= min {
+            return Some((start, end));
+        }
+        end = start;
+    }
+    None
+}
+
+struct Candidate {
+    text: String,
+    confidence: f32,
+}
+
+fn is_candidate(s: &str) -> bool {
+    s.len() >= 10 && (s.contains('<') || s.bytes().filter(u8::is_ascii_digit).count() >= 6)
+}
+
+/// MRZ-looking lines, with OCR line merges split and splits joined.
+fn candidates(lines: &[TextLine]) -> Vec<Candidate> {
+    let raw: Vec<Candidate> = lines
+        .iter()
+        .filter_map(|l| {
+            let text = fix_k_fillers(&normalize_line(&l.text)?);
+            is_candidate(&text).then(|| Candidate { text, confidence: l.clamped_confidence() })
+        })
+        .collect();
+    let mut out: Vec<Candidate> = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let c = &raw[i];
+        let len = c.text.len();
+        if let Some(size) =
+            [(88, 44), (72, 36), (90, 30), (60, 30)].iter().find(|(total, _)| *total == len).map(|p| p.1)
+        {
+            for k in 0..len / size {
+                out.push(Candidate { text: c.text[k * size..(k + 1) * size].to_string(), confidence: c.confidence });
+            }
+            i += 1;
+            continue;
+        }
+        if len < 28
+            && let Some(next) = raw.get(i + 1)
+            && [30, 36, 44].contains(&(len + next.text.len()))
+        {
+            out.push(Candidate {
+                text: format!("{}{}", c.text, next.text),
+                confidence: c.confidence.min(next.confidence),
+            });
+            i += 2;
+            continue;
+        }
+        out.push(Candidate { text: c.text.clone(), confidence: c.confidence });
+        i += 1;
+    }
+    out
+}
+
+/// Finds and parses the MRZ; two-digit birth years are placed so that the date is not after this year.
+pub fn parse_mrz(lines: &[TextLine]) -> Option<Mrz> {
+    parse_mrz_with_year(lines, Utc::now().year())
+}
+
+/// [`parse_mrz`] with an explicit current year (for the birth-date century).
+pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz> {
+    let cands = candidates(lines);
+    let near = |c: &Candidate, target: usize| c.text.len().abs_diff(target) <= 3;
+    let mut best: Option<(usize, Mrz)> = None;
+    for i in 0..cands.len() {
+        // Data lines must be near their length; name lines often lose trailing fillers, so only a maximum.
+        let name_ok = |c: &Candidate, target: usize| c.text.len() <= target + 3;
+        let mut attempts = Vec::new();
+        if i + 2 < cands.len() && near(&cands[i], 30) && near(&cands[i + 1], 30) && name_ok(&cands[i + 2], 30) {
+            attempts.push(MrzFormat::Td1);
+        }
+        if i + 1 < cands.len() && name_ok(&cands[i], 44) && near(&cands[i + 1], 44) {
+            attempts.push(MrzFormat::Td3);
+        }
+        if i + 1 < cands.len() && name_ok(&cands[i], 36) && near(&cands[i + 1], 36) {
+            attempts.push(MrzFormat::Td2);
+        }
+        for format in attempts {
+            let group = &cands[i..i + format.line_count()];
+            let Some(mrz) = parse_group(format, group, current_year) else { continue };
+            let score = score(&mrz);
+            if best.as_ref().is_none_or(|(s, _)| score >= *s) {
+                best = Some((score, mrz));
+            }
+        }
+    }
+    best.map(|(_, m)| m)
+}
+
+fn score(m: &Mrz) -> usize {
+    let c = &m.checks;
+    [c.document_number, c.birth_date, c.expiry_date, c.composite].iter().filter(|c| c.valid).count() * 2
+        + usize::from(m.document_code.is_ok())
+        + usize::from(m.surname.is_ok())
+}
+
+/// Parses exactly-positioned MRZ lines (already the right count; lengths are fitted).
+pub fn parse_mrz_text(mrz_lines: &[&str], current_year: i32) -> Option<Mrz> {
+    let format = match (mrz_lines.len(), mrz_lines.first().map(|l| l.trim().len())) {
+        (3, _) => MrzFormat::Td1,
+        (2, Some(n)) if n > 40 => MrzFormat::Td3,
+        (2, _) => MrzFormat::Td2,
+        _ => return None,
+    };
+    let group: Vec<Candidate> = mrz_lines
+        .iter()
+        .map(|l| normalize_line(l).map(|t| Candidate { text: fix_k_fillers(&t), confidence: 1.0 }))
+        .collect::<Option<_>>()?;
+    parse_group(format, &group, current_year)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Dates: letters can only be misread digits.
+    Numeric,
+    /// Document and personal numbers: letters and digits both legal.
+    Alphanumeric,
+}
+
+/// Verifies `data` against `check`, correcting OCR confusions as the module docs describe. Returns the data to
+/// use (corrected when that made the check pass) and the outcome.
+///
+/// When several equally small corrections of an alphanumeric field pass, none is taken: the composite check
+/// cannot decide between them, because ICAO places every field at the same 7-3-1 phase in the composite data as
+/// in its own check.
+fn verify(data: &str, check: char, kind: Kind) -> (String, CheckDigit) {
+    let found = check;
+    let fixed_check = if check == '<' { '<' } else { digit_for(check).unwrap_or(check) };
+    let passes = |d: &str| {
+        check_digit(d).map(digit_char) == Some(fixed_check) || (fixed_check == '<' && d.chars().all(|c| c == '<'))
+    };
+    let mapped: Option<String> = match kind {
+        Kind::Numeric => data.chars().map(|c| if c == '<' { Some('<') } else { digit_for(c) }).collect(),
+        Kind::Alphanumeric => Some(data.to_string()),
+    };
+    if let Some(m) = &mapped
+        && passes(m)
+    {
+        let corrected = m != data || fixed_check != check;
+        return (m.clone(), CheckDigit { valid: true, expected: fixed_check, found, corrected });
+    }
+    if kind == Kind::Alphanumeric
+        && let [fixed] = minimal_fixes(data, fixed_check).as_slice()
+    {
+        return (fixed.clone(), CheckDigit { valid: true, expected: fixed_check, found, corrected: true });
+    }
+    let basis = mapped.unwrap_or_else(|| data.to_string());
+    let expected = check_digit(&basis).map_or('?', digit_char);
+    (data.to_string(), CheckDigit { valid: false, expected, found, corrected: false })
+}
+
+/// The variants of `data` with the fewest letter/digit confusion swaps whose check digit is `check`.
+fn minimal_fixes(data: &str, check: char) -> Vec<String> {
+    let chars: Vec<char> = data.chars().collect();
+    let options: Vec<(usize, char)> = chars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &c)| {
+            let alt = if c.is_ascii_digit() { letter_for(c) } else { digit_for(c) };
+            alt.filter(|a| *a != c).map(|a| (i, a))
+        })
+        .collect();
+    if options.len() > 12 {
+        return Vec::new();
+    }
+    let mut best: Option<(u32, Vec<String>)> = None;
+    for mask in 1u32..(1 << options.len()) {
+        let changes = mask.count_ones();
+        if best.as_ref().is_some_and(|(n, _)| changes > *n) {
+            continue;
+        }
+        let mut v = chars.clone();
+        for (bit, (i, a)) in options.iter().enumerate() {
+            if mask & (1 << bit) != 0 {
+                v[*i] = *a;
+            }
+        }
+        let s: String = v.into_iter().collect();
+        if check_digit(&s).map(digit_char) == Some(check) {
+            match &mut best {
+                Some((n, list)) if *n == changes => list.push(s),
+                _ => best = Some((changes, vec![s])),
+            }
+        }
+    }
+    best.map(|(_, list)| list).unwrap_or_default()
+}
+
+fn yymmdd(s: &str, century_for: impl Fn(i32) -> i32) -> Option<NaiveDate> {
+    if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let yy: i32 = s[..2].parse().ok()?;
+    let mm: u32 = s[2..4].parse().ok()?;
+    let dd: u32 = s[4..6].parse().ok()?;
+    NaiveDate::from_ymd_opt(century_for(yy), mm, dd)
+}
+
+fn code_field(raw: &str, confidence: f32) -> Field<String> {
+    match raw.chars().map(|c| if c == '<' { Some('<') } else { letter_for(c) }).collect::<Option<String>>() {
+        Some(s) if s.trim_matches('<').chars().all(|c| c.is_ascii_uppercase()) && !s.trim_matches('<').is_empty() => {
+            let value = s.trim_end_matches('<').replace('<', "");
+            Field::checked(value, raw, confidence, s != raw)
+        }
+        _ => Field::unreadable(raw, confidence),
+    }
+}
+
+fn document_code_field(raw: &str, confidence: f32) -> Field<String> {
+    let mut chars = raw.chars();
+    let first = chars.next().and_then(letter_for);
+    let second = chars.next().map(|c| if c == '<' { Some('<') } else { letter_for(c) });
+    match (first, second) {
+        (Some(f @ ('A' | 'C' | 'I' | 'P' | 'V')), Some(Some(s))) => {
+            let code: String = [f, s].iter().collect();
+            Field::checked(code.trim_end_matches('<').to_string(), raw, confidence, code != raw)
+        }
+        _ => Field::unreadable(raw, confidence),
+    }
+}
+
+fn names_fields(raw: &str, confidence: f32) -> (Field<String>, Field<String>) {
+    let Some(fixed) = raw.chars().map(|c| if c == '<' { Some('<') } else { letter_for(c) }).collect::<Option<String>>()
+    else {
+        return (Field::unreadable(raw, confidence), Field::unreadable(raw, confidence));
+    };
+    let changed = fixed != raw;
+    let trimmed = fixed.trim_end_matches('<');
+    let (surname, given) = trimmed.split_once("<<").unwrap_or((trimmed, ""));
+    let words = |s: &str| s.split('<').filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ");
+    let surname = words(surname);
+    let given = words(given);
+    if surname.is_empty() {
+        return (Field::unreadable(raw, confidence), Field::unreadable(raw, confidence));
+    }
+    (Field::checked(surname, raw, confidence, changed), Field::checked(given, raw, confidence, changed))
+}
+
+fn sex_field(raw: char, confidence: f32) -> Field<Sex> {
+    let sex = match raw {
+        'M' => Sex::Male,
+        'F' => Sex::Female,
+        '<' | 'X' => Sex::Unspecified,
+        _ => return Field::unreadable(raw.to_string(), confidence),
+    };
+    Field::valid(sex, raw.to_string(), confidence)
+}
+
+/// A field protected by `check`: the value (fillers trimmed) when the check passes.
+fn checked_text(raw: &str, data: &str, check: &CheckDigit, confidence: f32) -> Field<String> {
+    if !check.valid {
+        return Field::unreadable(raw, confidence);
+    }
+    Field::checked(data.trim_end_matches('<').to_string(), raw, confidence, check.corrected)
+}
+
+fn date_field(
+    raw: &str,
+    data: &str,
+    check: &CheckDigit,
+    confidence: f32,
+    century: impl Fn(i32) -> i32,
+) -> Field<NaiveDate> {
+    match (check.valid, yymmdd(data, century)) {
+        (true, Some(d)) => Field::checked(d, raw, confidence, check.corrected),
+        _ => Field::unreadable(raw, confidence),
+    }
+}
+
+/// Optional data (fillers between words read as spaces); `valid` is the outcome of the check covering it, and
+/// `fixed` the data after any correction.
+fn optional_field(raw: &str, fixed: &str, valid: bool, confidence: f32) -> Field<String> {
+    if !valid {
+        return Field::unreadable(raw, confidence);
+    }
+    let words: Vec<&str> = fixed.split('<').filter(|w| !w.is_empty()).collect();
+    Field::checked(words.join(" "), raw, confidence, fixed != raw)
+}
+
+/// Splits a TD1/TD2 long document number out of the optional data: returns (number, check char, rest of optional
+/// data) when the document-number check position holds a filler.
+fn long_number(principal: &str, check: char, optional: &str) -> Option<(String, char, String)> {
+    if check != '<' {
+        return None;
+    }
+    let end = optional.find('<').unwrap_or(optional.len());
+    if end < 2 {
+        return None;
+    }
+    let (ext, rest) = optional.split_at(end);
+    let (digits, check) = ext.split_at(ext.len() - 1);
+    Some((format!("{principal}{digits}"), check.chars().next()?, rest.to_string()))
+}
+
+fn parse_group(format: MrzFormat, group: &[Candidate], current_year: i32) -> Option<Mrz> {
+    let len = format.line_len();
+    let name_line = |i: usize| match format {
+        MrzFormat::Td1 => i == 2,
+        _ => i == 0,
+    };
+    let lines: Vec<String> =
+        group.iter().enumerate().map(|(i, c)| fit_length(&c.text, len, name_line(i))).collect::<Option<_>>()?;
+    let conf: Vec<f32> = group.iter().map(|c| c.confidence).collect();
+    let all_conf = conf.iter().copied().fold(1.0, f32::min);
+    let birth_century = |yy: i32| if 2000 + yy > current_year { 1900 + yy } else { 2000 + yy };
+    let expiry_century = |yy: i32| if 2000 + yy > current_year + 50 { 1900 + yy } else { 2000 + yy };
+    let at = |s: &str, i: usize| s.as_bytes()[i] as char;
+
+    // Which line holds the document number, and which the dates, sex and nationality.
+    let (l_doc, l_dates) = match format {
+        MrzFormat::Td1 => (0, 1),
+        _ => (1, 1),
+    };
+    let top = &lines[0];
+    let dl = &lines[l_dates];
+    let (doc_raw, doc_check, birth_at, sex_at, expiry_at, nat_at) = match format {
+        MrzFormat::Td1 => (&top[5..14], at(top, 14), 0, 7, 8, 15),
+        _ => (&dl[0..9], at(dl, 9), 13, 20, 21, 10),
+    };
+    let names_raw = match format {
+        MrzFormat::Td1 => lines[2].as_str(),
+        _ => &top[5..],
+    };
+    let (optional_raw, optional_range) = match format {
+        MrzFormat::Td1 => (&top[15..30], 15..30),
+        MrzFormat::Td2 => (&dl[28..35], 28..35),
+        MrzFormat::Td3 => (&dl[28..42], 28..42),
+    };
+
+    // Document number, including the TD1/TD2 long form.
+    let long = (format != MrzFormat::Td3).then(|| long_number(doc_raw, doc_check, optional_raw)).flatten();
+    let (doc_data, doc_check_char, optional_rest) = match &long {
+        Some((n, c, rest)) => (n.clone(), *c, rest.clone()),
+        None => (doc_raw.to_string(), doc_check, optional_raw.to_string()),
+    };
+    let (doc_fixed, doc_cd) = verify(&doc_data, doc_check_char, Kind::Alphanumeric);
+    let (birth_fixed, birth_cd) = verify(&dl[birth_at..birth_at + 6], at(dl, birth_at + 6), Kind::Numeric);
+    let (expiry_fixed, expiry_cd) = verify(&dl[expiry_at..expiry_at + 6], at(dl, expiry_at + 6), Kind::Numeric);
+    let personal = (format == MrzFormat::Td3).then(|| verify(&dl[28..42], at(dl, 42), Kind::Alphanumeric));
+
+    // Corrected lines, for the composite check and for display.
+    let mut fixed_lines = lines.clone();
+    {
+        let doc_line = &mut fixed_lines[l_doc];
+        let start = if format == MrzFormat::Td1 { 5 } else { 0 };
+        doc_line.replace_range(start..start + 9, &doc_fixed[..9]);
+        if long.is_some() {
+            // Long number: 9 principal characters, a filler, then the rest (and its check digit) at the start of
+            // the optional data.
+            let ext = &doc_fixed[9..];
+            doc_line.replace_range(optional_range.start..optional_range.start + ext.len(), ext);
+        }
+        let dates_line = &mut fixed_lines[l_dates];
+        dates_line.replace_range(birth_at..birth_at + 6, &birth_fixed);
+        dates_line.replace_range(expiry_at..expiry_at + 6, &expiry_fixed);
+        if let Some((p, _)) = &personal {
+            dates_line.replace_range(28..42, p);
+        }
+    }
+    let (composite_data, composite_printed) = match format {
+        MrzFormat::Td1 => {
+            let (a, b) = (&fixed_lines[0], &fixed_lines[1]);
+            (format!("{}{}{}{}", &a[5..30], &b[0..7], &b[8..15], &b[18..29]), at(b, 29))
+        }
+        MrzFormat::Td2 => {
+            let b = &fixed_lines[1];
+            (format!("{}{}{}", &b[0..10], &b[13..20], &b[21..35]), at(b, 35))
+        }
+        MrzFormat::Td3 => {
+            let b = &fixed_lines[1];
+            (format!("{}{}{}", &b[0..10], &b[13..20], &b[21..43]), at(b, 43))
+        }
+    };
+    // The composite data mixes letters and digits legitimately: only the printed digit is read through the digit
+    // map.
+    let computed = check_digit(&composite_data).map(digit_char);
+    let printed = digit_for(composite_printed).unwrap_or(composite_printed);
+    let composite = CheckDigit {
+        valid: computed == Some(printed),
+        expected: computed.unwrap_or('?'),
+        found: composite_printed,
+        corrected: computed == Some(printed) && printed != composite_printed,
+    };
+
+    let c_doc = conf[l_doc];
+    let c_dates = conf[l_dates];
+    let document_number = checked_text(&doc_data, &doc_fixed, &doc_cd, c_doc);
+    let birth_date = date_field(&dl[birth_at..birth_at + 6], &birth_fixed, &birth_cd, c_dates, birth_century);
+    let expiry_date = date_field(&dl[expiry_at..expiry_at + 6], &expiry_fixed, &expiry_cd, c_dates, expiry_century);
+    let (surname, given_names) = names_fields(names_raw, conf[if format == MrzFormat::Td1 { 2 } else { 0 }]);
+    let optional_data = match &personal {
+        Some((p, cd)) => optional_field(&dl[28..42], p, cd.valid, c_dates),
+        None => {
+            let c = if format == MrzFormat::Td1 { conf[0].min(conf[1]) } else { c_dates };
+            optional_field(&optional_rest, &optional_rest, composite.valid, c)
+        }
+    };
+    let optional_data_2 =
+        (format == MrzFormat::Td1).then(|| optional_field(&dl[18..29], &dl[18..29], composite.valid, all_conf));
+    let checks = MrzChecks {
+        document_number: doc_cd,
+        birth_date: birth_cd,
+        expiry_date: expiry_cd,
+        personal_number: personal.map(|(_, c)| c),
+        composite,
+    };
+    let mrz = Mrz {
+        format,
+        document_code: document_code_field(&top[0..2], conf[0]),
+        issuing_state: code_field(&top[2..5], conf[0]),
+        surname,
+        given_names,
+        document_number,
+        nationality: code_field(&dl[nat_at..nat_at + 3], c_dates),
+        birth_date,
+        sex: sex_field(at(dl, sex_at), c_dates),
+        expiry_date,
+        optional_data,
+        optional_data_2,
+        checks,
+        valid: false,
+        confidence: all_conf,
+        lines: fixed_lines,
+    };
+    let fields_ok = mrz.document_code.is_ok()
+        && mrz.issuing_state.is_ok()
+        && mrz.surname.is_ok()
+        && mrz.document_number.is_ok()
+        && mrz.nationality.is_ok()
+        && mrz.birth_date.is_ok()
+        && mrz.sex.is_ok()
+        && mrz.expiry_date.is_ok();
+    Some(Mrz { valid: checks.all_valid() && fields_ok, ..mrz })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FieldStatus;
+    use crate::testutil::lines;
+
+    // ICAO 9303 specimen MRZs (Part 4, 5 and 6).
+    const TD3: [&str; 2] =
+        ["P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<10"];
+    const TD2: [&str; 2] = ["I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<", "D231458907UTO7408122F1204159<<<<<<<6"];
+    const TD1: [&str; 3] =
+        ["I<UTOD231458907<<<<<<<<<<<<<<<", "7408122F1204159UTO<<<<<<<<<<<6", "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"];
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn parse(ls: &[&str]) -> Mrz {
+        parse_mrz_with_year(&lines(ls), 2025).unwrap()
+    }
+
+    #[test]
+    fn check_digit_examples() {
+        assert_eq!(check_digit("L898902C3"), Some(6));
+        assert_eq!(check_digit("740812"), Some(2));
+        assert_eq!(check_digit("120415"), Some(9));
+        assert_eq!(check_digit("ZE184226B<<<<<"), Some(1));
+        assert_eq!(check_digit("<<<<"), Some(0));
+        assert_eq!(check_digit("ab"), None);
+    }
+
+    #[test]
+    fn td3_specimen() {
+        let m = parse(&["PASSPORT", TD3[0], TD3[1]]);
+        assert_eq!(m.format, MrzFormat::Td3);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_code.value.as_deref(), Some("P"));
+        assert_eq!(m.issuing_state.value.as_deref(), Some("UTO"));
+        assert_eq!(m.surname.value.as_deref(), Some("ERIKSSON"));
+        assert_eq!(m.given_names.value.as_deref(), Some("ANNA MARIA"));
+        assert_eq!(m.document_number.value.as_deref(), Some("L898902C3"));
+        assert_eq!(m.nationality.value.as_deref(), Some("UTO"));
+        assert_eq!(m.birth_date.value, Some(date(1974, 8, 12)));
+        assert_eq!(m.sex.value, Some(Sex::Female));
+        assert_eq!(m.expiry_date.value, Some(date(2012, 4, 15)));
+        assert_eq!(m.optional_data.value.as_deref(), Some("ZE184226B"));
+        assert!(m.checks.personal_number.unwrap().valid);
+        assert!(m.checks.composite.valid);
+    }
+
+    #[test]
+    fn td2_specimen() {
+        let m = parse(&TD2);
+        assert_eq!(m.format, MrzFormat::Td2);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_code.value.as_deref(), Some("I"));
+        assert_eq!(m.document_number.value.as_deref(), Some("D23145890"));
+        assert_eq!(m.birth_date.value, Some(date(1974, 8, 12)));
+        assert_eq!(m.given_names.value.as_deref(), Some("ANNA MARIA"));
+    }
+
+    #[test]
+    fn td1_specimen() {
+        let m = parse(&TD1);
+        assert_eq!(m.format, MrzFormat::Td1);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_number.value.as_deref(), Some("D23145890"));
+        assert_eq!(m.nationality.value.as_deref(), Some("UTO"));
+        assert_eq!(m.surname.value.as_deref(), Some("ERIKSSON"));
+        assert_eq!(m.expiry_date.value, Some(date(2012, 4, 15)));
+        assert_eq!(m.optional_data_2.as_ref().unwrap().value.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn td1_long_document_number() {
+        // Document number D23145890123 (12 characters): 9 in place, a filler, 3 more plus check in optional data.
+        let l1_data = "D23145890<1233<<<<<<<<<<<";
+        assert_eq!(check_digit("D23145890123"), Some(3));
+        let l1 = format!("I<UTO{l1_data}");
+        let l2_body = "7408122F1204159UTO<<<<<<<<<<<";
+        let composite =
+            check_digit(&format!("{}{}{}{}", &l1[5..30], &l2_body[0..7], &l2_body[8..15], &l2_body[18..29]));
+        let l2 = format!("{l2_body}{}", composite.unwrap());
+        let m = parse(&[&l1, &l2, TD1[2]]);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_number.value.as_deref(), Some("D23145890123"));
+    }
+
+    #[test]
+    fn ocr_noise_spaces_lowercase_and_guillemets() {
+        let m = parse(&[
+            "REPUBLIC OF UTOPIA",
+            "P<UTO ERIKSSON«ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "l898902c36 UTO 7408122 F 1204159 ZE184226B<<<<<10",
+        ]);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.surname.value.as_deref(), Some("ERIKSSON"));
+        assert_eq!(m.document_number.value.as_deref(), Some("L898902C3"));
+    }
+
+    #[test]
+    fn k_read_for_filler() {
+        let m =
+            parse(&["P<UTOERIKSSON<<ANNA<MARIA<<<<<<K<<<<<<<KK<<<", "L898902C36UTO7408122F1204159ZE184226B<<K<<10"]);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.given_names.value.as_deref(), Some("ANNA MARIA"));
+        assert_eq!(m.optional_data.value.as_deref(), Some("ZE184226B"));
+    }
+
+    #[test]
+    fn k_ending_a_name_is_kept() {
+        let (s, g) = names_fields("KIRK<<JACK<<<<<<<<<<<<<<<<<<<<<<<<<<<<", 1.0);
+        assert_eq!(s.value.as_deref(), Some("KIRK"));
+        assert_eq!(g.value.as_deref(), Some("JACK"));
+        assert_eq!(fix_k_fillers("KIRK<<JACK<<<<K<<K"), "KIRK<<JACK<<<<<<<<");
+    }
+
+    #[test]
+    fn confusions_in_dates_are_corrected_when_the_check_passes() {
+        // 740812 read as 74O8I2, 120415 as I2O4I5.
+        let m = parse(&[TD3[0], "L898902C36UTO74O8I22F I2O4I59ZE184226B<<<<<10"]);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.birth_date.status, FieldStatus::Corrected);
+        assert!(m.checks.birth_date.corrected);
+        assert_eq!(m.birth_date.value, Some(date(1974, 8, 12)));
+        assert_eq!(m.lines[1], TD3[1]);
+    }
+
+    #[test]
+    fn confusion_in_document_number_is_corrected() {
+        // L898902C3 with 0 misread as O: only O→0 makes the check digit pass.
+        let m = parse(&[TD3[0], "L8989O2C36UTO7408122F1204159ZE184226B<<<<<10"]);
+        assert_eq!(m.document_number.value.as_deref(), Some("L898902C3"));
+        assert_eq!(m.document_number.status, FieldStatus::Corrected);
+        assert!(m.valid);
+    }
+
+    #[test]
+    fn ambiguous_document_number_correction_is_refused() {
+        // L898902C3 with 8 misread as B: B→8, 8→B (4th place) and 2→Z all fix the check digit equally well, and
+        // in TD3 the composite weights the number the same way, so nothing decides: unreadable, not guessed.
+        let m = parse(&[TD3[0], "LB98902C36UTO7408122F1204159ZE184226B<<<<<10"]);
+        assert_eq!(m.document_number.status, FieldStatus::Unreadable);
+        assert!(!m.checks.document_number.valid);
+        assert!(!m.valid);
+        assert!(m.birth_date.is_ok());
+    }
+
+    #[test]
+    fn personal_number_confusion_is_corrected() {
+        // A read for 4 in the personal number: A→4 is the only single swap that passes.
+        assert_eq!(minimal_fixes("ZE18A226B<<<<<", '1'), vec!["ZE184226B<<<<<".to_string()]);
+        let m = parse(&[TD3[0], "L898902C36UTO7408122F1204159ZE18A226B<<<<<10"]);
+        assert_eq!(m.optional_data.value.as_deref(), Some("ZE184226B"));
+        assert_eq!(m.optional_data.status, FieldStatus::Corrected);
+        assert!(m.valid);
+        // Z for 2 is ambiguous (two places of weight 7 hold a Z/2): refused.
+        assert_eq!(minimal_fixes("ZE1842Z6B<<<<<", '1').len(), 2);
+        // G and 6 differ by exactly 10 in value: the 7-3-1 check cannot see that confusion at all.
+        assert_eq!(check_digit("ZE18422GB<<<<<"), check_digit("ZE184226B<<<<<"));
+    }
+
+    #[test]
+    fn wrong_digit_fails_its_check_and_the_composite() {
+        // Birth date 740812 misread as 740813: no confusion explains it.
+        let m = parse(&[TD3[0], "L898902C36UTO7408132F1204159ZE184226B<<<<<10"]);
+        assert!(!m.valid);
+        assert!(!m.checks.birth_date.valid);
+        assert_eq!(m.checks.birth_date.expected, '3');
+        assert_eq!(m.birth_date.status, FieldStatus::Unreadable);
+        assert_eq!(m.birth_date.value, None);
+        assert!(!m.checks.composite.valid);
+        // Everything else is still readable.
+        assert!(m.document_number.is_ok());
+        assert!(m.expiry_date.is_ok());
+    }
+
+    #[test]
+    fn wrong_composite_only() {
+        let m = parse(&[TD3[0], "L898902C36UTO7408122F1204159ZE184226B<<<<<17"]);
+        assert!(!m.valid);
+        assert!(m.checks.birth_date.valid && m.checks.document_number.valid);
+        assert!(!m.checks.composite.valid);
+    }
+
+    #[test]
+    fn merged_and_split_lines() {
+        let merged = format!("{}{}", TD3[0], TD3[1]);
+        let m = parse(&[&merged]);
+        assert!(m.valid);
+        let m = parse(&[TD1[0], &TD1[1][..14], &TD1[1][14..], TD1[2]]);
+        assert_eq!(m.format, MrzFormat::Td1);
+        assert!(m.valid, "{m:?}");
+    }
+
+    #[test]
+    fn missing_and_extra_fillers_are_fitted() {
+        // Name line lost trailing fillers; data line has two extra fillers in the personal number.
+        let m = parse(&["P<UTOERIKSSON<<ANNA<MARIA<<<<<", "L898902C36UTO7408122F1204159ZE184226B<<<<<<<10"]);
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.lines[0], TD3[0]);
+        assert_eq!(m.lines[1], TD3[1]);
+    }
+
+    /// A TD3 data line with every check digit computed.
+    fn td3_line2(number: &str, nationality: &str, birth: &str, sex: char, expiry: &str, personal: &str) -> String {
+        let cd = |s: &str| char::from_digit(check_digit(s).unwrap(), 10).unwrap();
+        let number = format!("{number:<<9}");
+        let personal = format!("{personal:<<14}");
+        let body = format!(
+            "{number}{}{nationality}{birth}{}{sex}{expiry}{}{personal}{}",
+            cd(&number),
+            cd(birth),
+            cd(expiry),
+            cd(&personal)
+        );
+        let composite = format!("{}{}{}", &body[0..10], &body[13..20], &body[21..43]);
+        format!("{body}{}", cd(&composite))
+    }
+
+    #[test]
+    fn chinese_passport_among_visual_zone_lines() {
+        let line2 = td3_line2("EA1234567", "CHN", "900307", 'M', "300512", "LHKOLNOMLGPB");
+        let m = parse_mrz_with_year(
+            &lines(&[
+                "中华人民共和国",
+                "PEOPLE'S REPUBLIC OF CHINA",
+                "护照 PASSPORT",
+                "EA1234567",
+                "WANG, XIAOMING",
+                "07 MAR 1990",
+                "POCHNWANG<<XIAOMING<<<<<<<<<<<<<<<<<<<<<<<<<",
+                &line2.to_lowercase(),
+                "ignored trailing text",
+            ]),
+            2025,
+        )
+        .unwrap();
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_code.value.as_deref(), Some("PO"));
+        assert_eq!(m.surname.value.as_deref(), Some("WANG"));
+        assert_eq!(m.given_names.value.as_deref(), Some("XIAOMING"));
+        assert_eq!(m.birth_date.value, Some(date(1990, 3, 7)));
+        assert_eq!(m.sex.value, Some(Sex::Male));
+        assert_eq!(m.expiry_date.value, Some(date(2030, 5, 12)));
+        assert_eq!(m.optional_data.value.as_deref(), Some("LHKOLNOMLGPB"));
+        assert!(parse_mrz(&lines(&[TD3[0], TD3[1]])).is_some_and(|m| m.valid));
+    }
+
+    #[test]
+    fn no_mrz_in_ordinary_text() {
+        assert!(parse_mrz_with_year(&lines(&["姓名张三", "PASSPORT", "12 AUG 1974"]), 2025).is_none());
+    }
+
+    #[test]
+    fn birth_century_and_text_api() {
+        let m = parse_mrz_text(&TD3, 2025).unwrap();
+        assert_eq!(m.birth_date.value, Some(date(1974, 8, 12)));
+        // A 2010 birth stays in the 2000s.
+        assert_eq!(yymmdd("100101", |yy| if 2000 + yy > 2025 { 1900 + yy } else { 2000 + yy }), Some(date(2010, 1, 1)));
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["format"], "td3");
+        assert_eq!(json["checks"]["composite"]["valid"], true);
+    }
+}
