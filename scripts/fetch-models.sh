@@ -312,9 +312,10 @@ for n in "${todo[@]}"; do
             [ "${a_convert[$n]}" = fold_int8 ] || flags+=(--dynamic-batch)
             "$venv/bin/python" "$fold_tool" -q "$work/member" "$work/result" "${flags[@]}" ||
                 die "fold_int8.py failed on ${a_member[$n]}"
-            "$venv/bin/python" -c "$io_py" "$manifest" "$n" "$work/result"
             ;;
     esac
+    # Every model, converted or copied, must have the inputs and outputs the manifest documents.
+    [ "${a_kind[$n]}" != model ] || "$venv/bin/python" -c "$io_py" "$manifest" "$n" "$work/result"
     r=$(check "$work/result" "${a_sha[$n]}" "${a_size[$n]}") || die "${a_path[$n]}: $r"
     if [ "${a_kind[$n]}" = runtime ]; then chmod 755 "$work/result"; else chmod 644 "$work/result"; fi
     mv "$work/result" "$out"

@@ -37,6 +37,12 @@ impl RequiredScope for FaceScope {
     const SCOPE: Option<Scope> = Some(Scope::Face);
 }
 
+/// A key with the `ocr` scope: text and document reading.
+pub struct OcrScope;
+impl RequiredScope for OcrScope {
+    const SCOPE: Option<Scope> = Some(Scope::Ocr);
+}
+
 /// The authenticated tenant and key behind a request.
 pub struct Caller<S: RequiredScope = AnyScope> {
     pub tenant: Tenant,

@@ -96,6 +96,8 @@ error_codes! {
     VoidRequest = "VOID_REQUEST" => BAD_REQUEST,
     /// Face++ API: two arguments that exclude each other were both given (faceset_token and outer_id).
     CoexistenceArguments = "COEXISTENCE_ARGUMENTS" => BAD_REQUEST,
+    /// Document reading: no document of the requested kind was found in the image.
+    NoCardFound = "NO_CARD_FOUND" => UNPROCESSABLE_ENTITY,
     /// A configured limit would be exceeded: FaceSets per tenant, or faces per FaceSet.
     LimitReached = "LIMIT_REACHED" => CONFLICT,
     /// No such endpoint.

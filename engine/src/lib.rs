@@ -1,9 +1,10 @@
 //! Faceplate's inference engine. It knows images and models only: no HTTP, no SQL (a test checks that it
 //! depends on neither actix nor diesel).
 //!
-//! [`Engine`] owns a fixed set of detection threads, each with its own detector session, fed by a bounded
-//! queue: when the queue is full a request is refused at once with [`EngineError::Busy`] instead of piling up.
-//! The detection threads hand aligned faces to a pool of embedding threads (as many as detection threads).
+//! [`Engine`] owns a fixed set of inference threads, each with its own face-detector and OCR sessions, fed by one
+//! bounded queue: when the queue is full a request (face analysis or text reading) is refused at once with
+//! [`EngineError::Busy`] instead of piling up. The inference threads hand aligned faces to a pool of embedding
+//! threads (as many as inference threads).
 //! When threads are idle, one request's faces are spread over them and embedded in parallel; when all are
 //! busy, a thread takes every face waiting (from any request) and embeds them in one batch.
 
@@ -13,6 +14,7 @@ pub mod embed;
 pub mod error;
 pub mod geometry;
 pub mod imaging;
+pub mod ocr;
 pub mod quality;
 pub mod runtime;
 
@@ -28,6 +30,7 @@ pub use detect::{Detection, DetectorSettings};
 pub use error::{EngineError, EngineResult};
 pub use geometry::{BoxF, Point};
 pub use imaging::ImageLimits;
+pub use ocr::{OcrModelPaths, OcrOutput, OcrSettings, TextLine, TextRow};
 pub use quality::Quality;
 
 /// Where the runtime library and the model files are.
@@ -36,6 +39,8 @@ pub struct ModelPaths {
     pub runtime_library: PathBuf,
     pub detector: PathBuf,
     pub embedder: PathBuf,
+    /// The OCR models; `None` starts the engine without OCR ([`Engine::read_text`] then fails).
+    pub ocr: Option<OcrModelPaths>,
 }
 
 /// Where `scripts/fetch-models.sh` puts the models: `$FACEPLATE_MODELS_DIR`, else
@@ -58,6 +63,7 @@ impl ModelPaths {
             runtime_library: dir.join("lib/libonnxruntime.so.1.31.1"),
             detector: dir.join("yunet_2023mar.onnx"),
             embedder: dir.join("sface_2021dec.onnx"),
+            ocr: Some(OcrModelPaths::in_dir(&dir)),
         }
     }
 }
@@ -65,7 +71,7 @@ impl ModelPaths {
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub models: ModelPaths,
-    /// Inference threads, each with its own sessions (default: one per CPU).
+    /// Inference threads, each with its own sessions (default: one per CPU): face detection and OCR.
     pub workers: usize,
     /// Requests waiting for a thread before new ones are refused with `Busy`.
     pub queue_capacity: usize,
@@ -93,8 +99,15 @@ pub struct Analysis {
     pub faces: Vec<Face>,
 }
 
-/// Requests waiting for a detection thread.
-type Job = Box<dyn FnOnce(&mut Session, &Embedder) + Send>;
+/// What one inference thread owns: its sessions and the way to the embedding threads.
+struct Worker {
+    detector: Session,
+    embedder: Embedder,
+    ocr: Option<ocr::Ocr>,
+}
+
+/// Requests waiting for an inference thread.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
 
 /// Aligned crops waiting for an embedding thread, with where to send their vectors.
 struct EmbedJob {
@@ -161,7 +174,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads the runtime and the models (checking each), then starts the detection and embedding threads.
+    /// Loads the runtime and the models (checking each), then starts the inference and embedding threads.
     pub fn start(settings: EngineSettings) -> EngineResult<Engine> {
         let env = runtime::environment(&settings.models.runtime_library)?;
         let stats = Arc::new(EngineStats::default());
@@ -181,11 +194,13 @@ impl Engine {
 
         let (queue, jobs) = mpsc::sync_channel::<Job>(settings.queue_capacity.max(1));
         let jobs = Arc::new(Mutex::new(jobs));
-        for worker in 0..threads {
-            let mut detector = runtime::open_session(env, &settings.models.detector, &detect::SPEC)?;
-            let (jobs, embedder) = (Arc::clone(&jobs), embedder.clone());
+        for index in 0..threads {
+            let detector = runtime::open_session(env, &settings.models.detector, &detect::SPEC)?;
+            let ocr = settings.models.ocr.as_ref().map(|paths| ocr::Ocr::open(env, paths)).transpose()?;
+            let mut worker = Worker { detector, embedder: embedder.clone(), ocr };
+            let jobs = Arc::clone(&jobs);
             thread::Builder::new()
-                .name(format!("detection-{worker}"))
+                .name(format!("inference-{index}"))
                 .spawn(move || {
                     loop {
                         // The lock is held only while waiting for the next job, never while running one.
@@ -194,12 +209,12 @@ impl Engine {
                             Err(_) => return,
                         };
                         match job {
-                            Ok(job) => job(&mut detector, &embedder),
+                            Ok(job) => job(&mut worker),
                             Err(_) => return, // the engine was dropped
                         }
                     }
                 })
-                .map_err(|e| EngineError::Runtime(format!("cannot start a detection thread: {e}")))?;
+                .map_err(|e| EngineError::Runtime(format!("cannot start an inference thread: {e}")))?;
         }
         Ok(Engine { queue, settings, stats })
     }
@@ -215,13 +230,40 @@ impl Engine {
     /// Decodes and analyses an image off the async threads. `Busy` at once when the queue is full.
     pub async fn analyze(&self, bytes: Vec<u8>) -> EngineResult<Analysis> {
         let settings = self.settings.clone();
+        self.run(move |worker| analyze_image(&mut worker.detector, &worker.embedder, &bytes, &settings)).await
+    }
+
+    /// Decodes an image and reads its text (OCR, default settings) off the async threads, with the same queue
+    /// and `Busy` refusal as [`Engine::analyze`]. An image without text gives no lines, not an error.
+    pub async fn read_text(&self, bytes: Vec<u8>) -> EngineResult<OcrOutput> {
+        self.read_text_with(bytes, OcrSettings::default()).await
+    }
+
+    /// [`Engine::read_text`] with other OCR settings.
+    pub async fn read_text_with(&self, bytes: Vec<u8>, ocr_settings: OcrSettings) -> EngineResult<OcrOutput> {
+        let limits = self.settings.image_limits;
+        self.run(move |worker| {
+            let Some(ocr) = worker.ocr.as_mut() else {
+                return Err(EngineError::Runtime(
+                    "OCR is not configured: the engine was started without OCR models".into(),
+                ));
+            };
+            let image = imaging::decode(&bytes, &limits)?;
+            ocr.read(&image, &ocr_settings)
+        })
+        .await
+    }
+
+    /// Runs `work` on an inference thread. `Busy` at once when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Worker) -> EngineResult<T> + Send + 'static,
+    ) -> EngineResult<T> {
         let (reply, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |detector, embedder| {
+        let job: Job = Box::new(move |worker| {
             // A panic in one request must not take the thread down with it.
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                analyze_image(detector, embedder, &bytes, &settings)
-            }))
-            .unwrap_or_else(|_| Err(EngineError::Runtime("inference panicked".into())));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(worker)))
+                .unwrap_or_else(|_| Err(EngineError::Runtime("inference panicked".into())));
             let _ = reply.send(outcome);
         });
         self.queue.try_send(job).map_err(|e| match e {

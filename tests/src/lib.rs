@@ -3,6 +3,8 @@
 //! connection, e.g. `postgres://postgres@127.0.0.1:5432/postgres`) runs the same tests on PostgreSQL, each
 //! test in databases of its own that are dropped afterwards.
 
+pub mod render;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

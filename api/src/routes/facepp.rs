@@ -23,6 +23,16 @@ pub(crate) async fn authenticate(
     req: &HttpRequest,
     fields: &Fields,
 ) -> Result<Authenticated, ApiError> {
+    authenticate_for(state, req, fields, Scope::Face).await
+}
+
+/// Like `authenticate`, for an endpoint that needs `scope`.
+pub(crate) async fn authenticate_for(
+    state: &AppState,
+    req: &HttpRequest,
+    fields: &Fields,
+    scope: Scope,
+) -> Result<Authenticated, ApiError> {
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes()).into_owned().collect();
     let lookup = |name: &str| {
@@ -34,13 +44,13 @@ pub(crate) async fn authenticate(
             let header = req.headers().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
             let token = header.strip_prefix("Bearer ").unwrap_or("");
             let (id, secret) = parse_bearer_token(token).ok_or_else(|| ApiError::unauthenticated("invalid API key"))?;
-            return authorize(state, req, &id, secret, Some(Scope::Face)).await;
+            return authorize(state, req, &id, secret, Some(scope)).await;
         }
         (None, _) => return Err(ApiError::new(ErrorCode::MissingArguments, "api_key")),
         (Some(_), None) => return Err(ApiError::new(ErrorCode::MissingArguments, "api_secret")),
     };
     let id = KeyId::parse(key.trim()).ok_or_else(|| ApiError::unauthenticated("invalid api_key"))?;
-    authorize(state, req, &id, secret.trim(), Some(Scope::Face)).await
+    authorize(state, req, &id, secret.trim(), Some(scope)).await
 }
 
 pub(crate) fn context(req: &HttpRequest) -> RequestContext {

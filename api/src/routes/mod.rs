@@ -3,10 +3,12 @@
 pub mod admin;
 pub mod audit;
 pub mod facepp;
+pub mod facepp_ocr;
 pub mod facepp_sets;
 pub mod faces;
 pub mod facesets;
 pub mod keys;
+pub mod ocr;
 pub mod ops;
 pub mod types;
 
@@ -37,6 +39,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
     tags(
         (name = "faces", description = "Face detection, comparison and face tokens"),
         (name = "facesets", description = "FaceSets (collections of faces) and 1:N search"),
+        (name = "ocr", description = "Text and documents: ID cards, MRZ, bank cards, driving licences"),
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
@@ -102,6 +105,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(facesets::remove_faceset_faces)
             .service(facesets::remove_faceset_face)
             .service(facesets::enrol_face)
+            .service(ocr::read_text)
+            .service(ocr::read_id_card)
+            .service(ocr::read_mrz)
+            .service(ocr::read_bank_card)
+            .service(ocr::read_driver_licence)
             .service(keys::list_keys)
             .service(keys::create_key)
             .service(keys::get_key)
@@ -128,6 +136,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(facepp_sets::facepp_faceset_delete)
             .service(facepp_sets::facepp_faceset_list),
     );
+    cfg.service(
+        scope::scope("/cardpp/v1")
+            .service(facepp_ocr::facepp_ocr_id_card)
+            .service(facepp_ocr::facepp_ocr_bank_card)
+            .service(facepp_ocr::facepp_ocr_driver_licence),
+    );
+    cfg.service(scope::scope("/imagepp/v1").service(facepp_ocr::facepp_recognize_text));
     cfg.service(
         scope::scope("/admin/v1")
             .service(admin::create_tenant)

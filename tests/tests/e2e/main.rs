@@ -8,6 +8,7 @@ mod facesets;
 mod isolation;
 mod keys;
 mod migrations;
+mod ocr;
 mod openapi;
 mod ops;
 mod regions;

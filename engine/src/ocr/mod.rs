@@ -1,0 +1,284 @@
+//! Reading text (OCR) with PP-OCRv4 as RapidOCR 1.4.4 runs it: DBNet finds the text lines, each line is cut out
+//! and straightened, an angle classifier turns upside-down lines, SVTR-LCNet reads them (greedy CTC over 6,623
+//! Chinese, Latin and other characters), and the lines are put in reading order and grouped into rows.
+//!
+//! Deliberate differences from RapidOCR: regions are the connected components of the text map (RapidOCR also
+//! scores the holes' contours, which only adds stray boxes), lines are cut from the full-resolution image (not
+//! the copy shrunk to 2000 px), very wide images are not letterboxed (the detector input is capped at 2000 px a
+//! side instead) and the reading order uses a tolerance relative to the text height (see [`order`]).
+
+pub mod classify;
+pub mod crop;
+pub mod detect;
+pub mod order;
+pub mod recognize;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use ndarray::Array4;
+use ort::environment::Environment;
+use ort::session::Session;
+
+use crate::error::{EngineError, EngineResult};
+use crate::runtime;
+
+/// A quadrilateral in image pixels, corners clockwise from top-left: top-left, top-right, bottom-right,
+/// bottom-left (`[x, y]`).
+pub type Quad = [[f32; 2]; 4];
+
+/// One detected and recognised line of text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextLine {
+    pub text: String,
+    /// Mean probability of the recognised characters, 0..=1.
+    pub confidence: f32,
+    pub quad: Quad,
+}
+
+/// Lines that sit side by side on one visual row (e.g. a label and its value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRow {
+    /// The lines' texts, left to right, joined with a space.
+    pub text: String,
+    /// The lowest confidence of its lines.
+    pub confidence: f32,
+    /// The axis-aligned box around its lines.
+    pub quad: Quad,
+    /// Its lines: indices into [`OcrOutput::lines`].
+    pub lines: Range<usize>,
+}
+
+/// The text found in an image.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OcrOutput {
+    /// The decoded (upright) image's size; quads are in its pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Every line read, in reading order: rows top to bottom, left to right within a row.
+    pub lines: Vec<TextLine>,
+    /// The rows, top to bottom; together their `lines` ranges cover `lines` in order.
+    pub rows: Vec<TextRow>,
+    /// How far most of the text is turned clockwise in the image, in degrees: 0, 90 (lines run top to bottom),
+    /// 180 (upside down) or 270. Reading order is that of the page turned upright; quads stay in image pixels.
+    pub rotation: u16,
+}
+
+/// Time spent in each stage of one [`Ocr::read`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OcrTimings {
+    /// Detection, including cutting the lines out.
+    pub detect: Duration,
+    pub classify: Duration,
+    pub recognize: Duration,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct OcrSettings {
+    /// The detector sees images larger than this shrunk to it (2000)...
+    pub max_side: u32,
+    /// ...and smaller ones with their short side scaled up to this (736)...
+    pub limit_side: u32,
+    /// ...as far as their long side stays within this (3584): bounds the work for elongated images.
+    pub max_upscaled_side: u32,
+    /// Text probability above which a pixel is text (0.3).
+    pub binary_threshold: f32,
+    /// Minimum mean text probability inside a box (0.5).
+    pub box_threshold: f32,
+    /// How far boxes are grown around the text core: offset = area * ratio / perimeter (1.6).
+    pub unclip_ratio: f64,
+    /// At most this many regions are considered (1000).
+    pub max_candidates: usize,
+    /// Whether to run the angle classifier (upside-down lines).
+    pub classify_angle: bool,
+    /// A line is turned when the classifier says 180° with more than this probability (0.9).
+    pub angle_threshold: f32,
+    /// Lines read with a lower confidence are dropped (RapidOCR's `text_score`, 0.5).
+    pub min_confidence: f32,
+}
+
+impl Default for OcrSettings {
+    fn default() -> Self {
+        OcrSettings {
+            max_side: 2000,
+            limit_side: 736,
+            max_upscaled_side: 3584,
+            binary_threshold: 0.3,
+            box_threshold: 0.5,
+            unclip_ratio: 1.6,
+            max_candidates: 1000,
+            classify_angle: true,
+            angle_threshold: 0.9,
+            min_confidence: 0.5,
+        }
+    }
+}
+
+/// Where the three OCR models are.
+#[derive(Debug, Clone)]
+pub struct OcrModelPaths {
+    pub detector: PathBuf,
+    pub classifier: PathBuf,
+    pub recognizer: PathBuf,
+}
+
+impl OcrModelPaths {
+    /// The file names `scripts/fetch-models.sh` uses (the upstream ones).
+    pub fn in_dir(dir: impl AsRef<Path>) -> OcrModelPaths {
+        let dir = dir.as_ref();
+        OcrModelPaths {
+            detector: dir.join("ch_PP-OCRv4_det_infer.onnx"),
+            classifier: dir.join("ch_ppocr_mobile_v2.0_cls_infer.onnx"),
+            recognizer: dir.join("ch_PP-OCRv4_rec_infer.onnx"),
+        }
+    }
+}
+
+/// The OCR models for one inference thread.
+pub struct Ocr {
+    detector: Session,
+    classifier: Session,
+    recognizer: Session,
+    /// CTC classes: blank, the dictionary, space.
+    charset: Vec<String>,
+}
+
+impl Ocr {
+    /// Opens and checks the three models (names, shapes, the recogniser's dictionary).
+    pub fn open(env: &Environment, paths: &OcrModelPaths) -> EngineResult<Ocr> {
+        let detector = runtime::open_dynamic_session(env, &paths.detector, &detect::SPEC)?;
+        let classifier = runtime::open_dynamic_session(env, &paths.classifier, &classify::SPEC)?;
+        let recognizer = runtime::open_dynamic_session(env, &paths.recognizer, &recognize::SPEC)?;
+        let charset = recognize::charset(&recognizer).map_err(|problem| EngineError::Model {
+            path: paths.recognizer.clone(),
+            problem,
+            fix: runtime::FETCH_FIX.to_string(),
+        })?;
+        Ok(Ocr { detector, classifier, recognizer, charset })
+    }
+
+    /// Reads the text in a decoded image (EXIF orientation already applied; the text itself may be turned).
+    pub fn read(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<OcrOutput> {
+        Ok(self.read_timed(image, settings)?.0)
+    }
+
+    /// [`Ocr::read`], with the time each stage took.
+    pub fn read_timed(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
+        let mut timings = OcrTimings::default();
+        let started = Instant::now();
+        let (mut quads, mut crops, mut vertical) = (Vec::new(), Vec::new(), Vec::new());
+        for quad in self.detect(image, settings)? {
+            if let Some((crop, turned_quarter)) = crop::crop(image, &quad) {
+                quads.push(quad);
+                crops.push(crop);
+                vertical.push(turned_quarter);
+            }
+        }
+        timings.detect = started.elapsed();
+        let upside_down = if settings.classify_angle {
+            let started = Instant::now();
+            let turned = self.classify(&mut crops, settings.angle_threshold)?;
+            timings.classify = started.elapsed();
+            turned
+        } else {
+            vec![false; crops.len()]
+        };
+        let started = Instant::now();
+        let read = self.recognize(&crops)?;
+        timings.recognize = started.elapsed();
+        let (mut lines, mut rotations) = (Vec::new(), [0usize; 4]);
+        for (((quad, (text, confidence)), vertical), upside_down) in
+            quads.into_iter().zip(read).zip(vertical).zip(upside_down)
+        {
+            let text = text.trim();
+            if text.is_empty() || confidence < settings.min_confidence {
+                continue;
+            }
+            // Straightening turned a vertical line a quarter counter-clockwise, the classifier a half turn. Votes
+            // count characters, so a stray tall box around one letter does not outweigh a line.
+            rotations[usize::from(vertical) + 2 * usize::from(upside_down)] += text.chars().count();
+            lines.push(TextLine { text: text.to_string(), confidence, quad });
+        }
+        // [upright, top to bottom, upside down, bottom to top]: the most votes win, upright on a tie.
+        let rotation = [0u16, 90, 180, 270]
+            .into_iter()
+            .zip(rotations)
+            .fold((0, 0), |best, (degrees, n)| if n > best.1 { (degrees, n) } else { best })
+            .0;
+        let (lines, rows) = order::reading_order(lines, rotation, image.width(), image.height());
+        tracing::debug!(
+            lines = lines.len(),
+            detect_ms = timings.detect.as_secs_f64() * 1e3,
+            classify_ms = timings.classify.as_secs_f64() * 1e3,
+            recognize_ms = timings.recognize.as_secs_f64() * 1e3,
+            "ocr"
+        );
+        Ok((OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation }, timings))
+    }
+
+    /// The text lines' quads (detection only).
+    pub fn detect(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<Vec<Quad>> {
+        detect::detect(&mut self.detector, image, settings)
+    }
+
+    /// Turns upside-down crops the right way up; returns which it turned.
+    pub fn classify(&mut self, crops: &mut [RgbImage], threshold: f32) -> EngineResult<Vec<bool>> {
+        classify::classify(&mut self.classifier, crops, threshold)
+    }
+
+    /// Reads each crop (one text line): text and confidence.
+    pub fn recognize(&mut self, crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
+        recognize::recognize(&mut self.recognizer, &self.charset, crops)
+    }
+}
+
+/// Crops per classifier and recogniser run (RapidOCR's `cls_batch_num` / `rec_batch_num`).
+const BATCH: usize = 6;
+
+/// Crop indices from narrowest to widest (by width / height), so a batch pads little.
+fn by_aspect_ratio(crops: &[RgbImage]) -> Vec<usize> {
+    let ratio = |i: usize| f64::from(crops[i].width()) / f64::from(crops[i].height().max(1));
+    let mut order: Vec<usize> = (0..crops.len()).collect();
+    order.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)));
+    order
+}
+
+/// Bilinear resize without antialiasing, as OpenCV's `cv2.resize` (the models were trained on that).
+fn resize(image: &RgbImage, width: u32, height: u32) -> EngineResult<RgbImage> {
+    if image.dimensions() == (width, height) {
+        return Ok(image.clone());
+    }
+    let src = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3)
+        .map_err(|e| EngineError::Runtime(format!("resize source: {e}")))?;
+    let mut dst = Image::new(width, height, PixelType::U8x3);
+    Resizer::new()
+        .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(ResizeAlg::Interpolation(FilterType::Bilinear)))
+        .map_err(|e| EngineError::Runtime(format!("resize: {e}")))?;
+    RgbImage::from_raw(width, height, dst.into_vec()).ok_or_else(|| EngineError::Runtime("resize: bad buffer".into()))
+}
+
+/// Images as one NCHW float tensor of `width x height` planes, BGR, (x/255 - 0.5)/0.5, each image at the
+/// top-left, padded with 0 (RapidOCR's padding: mid-grey after normalisation) to its right and below.
+fn normalized_bgr(images: &[&RgbImage], width: u32, height: u32) -> EngineResult<Array4<f32>> {
+    let (w, h) = (width as usize, height as usize);
+    let plane = w * h;
+    let mut data = vec![0.0f32; images.len() * 3 * plane];
+    for (image, planes) in images.iter().zip(data.chunks_exact_mut(3 * plane)) {
+        let (b, rest) = planes.split_at_mut(plane);
+        let (g, r) = rest.split_at_mut(plane);
+        let cols = (image.width() as usize).min(w);
+        for (y, row) in image.as_raw().chunks_exact(image.width() as usize * 3).take(h).enumerate() {
+            for (x, rgb) in row.chunks_exact(3).take(cols).enumerate() {
+                let i = y * w + x;
+                r[i] = f32::from(rgb[0]) / 127.5 - 1.0;
+                g[i] = f32::from(rgb[1]) / 127.5 - 1.0;
+                b[i] = f32::from(rgb[2]) / 127.5 - 1.0;
+            }
+        }
+    }
+    Array4::from_shape_vec((images.len(), 3, h, w), data).map_err(|e| EngineError::Runtime(format!("input: {e}")))
+}

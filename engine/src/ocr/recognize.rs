@@ -1,0 +1,110 @@
+//! Text-line recognition: PP-OCRv4 SVTR-LCNet with greedy CTC decoding over its 6,623-character dictionary.
+
+use image::RgbImage;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use super::{BATCH, by_aspect_ratio, normalized_bgr, resize};
+use crate::error::{EngineError, EngineResult};
+use crate::runtime::ModelSpec;
+
+/// CTC classes: 0 = blank, 1..=6623 = the dictionary, 6624 = space.
+pub const CLASSES: usize = 6625;
+
+pub const SPEC: ModelSpec =
+    ModelSpec { inputs: &[("x", &[-1, 3, -1, -1])], outputs: &[("softmax_11.tmp_0", &[-1, -1, CLASSES as i64])] };
+
+const HEIGHT: u32 = 48;
+const MIN_WIDTH: u32 = 320;
+
+/// The metadata key RapidOCR stores the dictionary under, one character per line.
+const CHARSET_KEY: &str = "character";
+
+/// The model's dictionary as CTC classes (index 0, the blank, is an empty string). `Err` with the problem when
+/// the model has none or it does not match the output size.
+pub fn charset(session: &Session) -> Result<Vec<String>, String> {
+    let metadata = session.metadata().map_err(|e| format!("cannot read its metadata ({e})"))?;
+    let characters = metadata
+        .custom(CHARSET_KEY)
+        .ok_or_else(|| format!("it has no `{CHARSET_KEY}` metadata (the dictionary); it is not the expected model"))?;
+    let mut classes = vec![String::new()];
+    classes.extend(characters.lines().map(str::to_string));
+    classes.push(" ".to_string());
+    if classes.len() != CLASSES {
+        return Err(format!(
+            "its dictionary has {} characters; {} are needed for its {CLASSES} outputs",
+            classes.len() - 2,
+            CLASSES - 2
+        ));
+    }
+    Ok(classes)
+}
+
+/// Reads each crop: its text and confidence (mean probability of the characters kept; 0 for no text).
+pub fn recognize(session: &mut Session, charset: &[String], crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
+    let mut results = vec![(String::new(), 0.0); crops.len()];
+    for batch in by_aspect_ratio(crops).chunks(BATCH) {
+        let ratio = |i: usize| f64::from(crops[i].width()) / f64::from(crops[i].height());
+        let widest = batch.iter().map(|&i| ratio(i)).fold(0.0, f64::max);
+        let width = ((f64::from(HEIGHT) * widest).ceil() as u32).max(MIN_WIDTH);
+        let resized = batch
+            .iter()
+            .map(|&i| {
+                let w = ((f64::from(HEIGHT) * ratio(i)).ceil() as u32).clamp(1, width);
+                resize(&crops[i], w, HEIGHT)
+            })
+            .collect::<EngineResult<Vec<_>>>()?;
+        let input = normalized_bgr(&resized.iter().collect::<Vec<_>>(), width, HEIGHT)?;
+        let outputs = session.run(ort::inputs!["x" => TensorRef::from_array_view(&input)?])?;
+        let (shape, probs) = outputs[0].try_extract_tensor::<f32>()?;
+        if shape.len() != 3 || shape[0] != batch.len() as i64 || shape[2] != CLASSES as i64 {
+            return Err(EngineError::Runtime(format!("text recognizer output shape {shape:?}")));
+        }
+        let steps = shape[1] as usize;
+        for (&i, sequence) in batch.iter().zip(probs.chunks_exact(steps * CLASSES)) {
+            results[i] = ctc_greedy(sequence, charset);
+        }
+    }
+    Ok(results)
+}
+
+/// Greedy CTC: the most probable class at each step, repeats collapsed, blanks dropped; the confidence is the
+/// mean probability of the steps kept.
+pub fn ctc_greedy(sequence: &[f32], charset: &[String]) -> (String, f32) {
+    let (mut text, mut sum, mut kept) = (String::new(), 0.0f32, 0usize);
+    let mut previous = usize::MAX;
+    for step in sequence.chunks_exact(CLASSES) {
+        let (class, p) = step
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (k, &p)| if p > best.1 { (k, p) } else { best });
+        if class != 0 && class != previous {
+            text.push_str(charset.get(class).map_or("", String::as_str));
+            sum += p;
+            kept += 1;
+        }
+        previous = class;
+    }
+    let confidence = if kept == 0 { 0.0 } else { sum / kept as f32 };
+    (text, confidence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctc_collapses_repeats_and_drops_blanks() {
+        let charset: Vec<String> = (0..CLASSES).map(|k| if k == 0 { String::new() } else { k.to_string() }).collect();
+        // Steps: 5, 5, blank, 5, 7, 7 -> "5" "5" "7".
+        let mut sequence = vec![0.0f32; 6 * CLASSES];
+        for (step, (class, p)) in [(5, 0.9), (5, 0.8), (0, 0.99), (5, 0.7), (7, 0.6), (7, 0.5)].iter().enumerate() {
+            sequence[step * CLASSES + class] = *p;
+        }
+        let (text, confidence) = ctc_greedy(&sequence, &charset);
+        assert_eq!(text, "557");
+        assert!((confidence - (0.9 + 0.7 + 0.6) / 3.0).abs() < 1e-6);
+        let (text, confidence) = ctc_greedy(&vec![0.0; 3 * CLASSES], &charset);
+        assert_eq!((text.as_str(), confidence), ("", 0.0));
+    }
+}

@@ -1,0 +1,158 @@
+//! Text and document reading end to end: real PP-OCRv4 models, images rendered with real fonts, real HTTP.
+
+use base64::Engine as _;
+use faceplate_tests::render;
+use faceplate_tests::{Resp, TestApp};
+use serde_json::{Value, json};
+
+async fn ocr_key(app: &TestApp) -> String {
+    let tenant = app.create_tenant("acme", None).await;
+    app.create_key(&tenant, &["ocr"]).await.1
+}
+
+async fn post_image(app: &TestApp, path: &str, token: &str, image: &[u8]) -> Resp {
+    let body = json!({"image_base64": base64::engine::general_purpose::STANDARD.encode(image)});
+    app.post(path, token, body).await
+}
+
+fn field<'a>(fields: &'a Value, path: &[&str]) -> &'a Value {
+    path.iter().fold(fields, |v, k| &v[*k])
+}
+
+#[tokio::test]
+async fn an_id_card_gives_a_verified_number_and_a_wrong_check_digit_is_unreadable() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    // 110101199003071233: check character 3 (ISO 7064 MOD 11-2), born 1990-03-07, odd 17th digit = male.
+    let card =
+        render::id_card_front("张三", "男", "汉", "1990年3月7日", "北京市东城区景山前街4号", "110101199003071233");
+    let body = post_image(&app, "/v1/ocr/idcard", &token, &card).await.expect(200).body;
+    let front = &body["fields"]["front"];
+    assert_eq!(body["fields"]["side"], "front", "{body}");
+    assert_eq!(field(front, &["id_number", "value", "number"]), "110101199003071233", "{body}");
+    assert_eq!(field(front, &["id_number", "status"]), "valid");
+    assert_eq!(field(front, &["name", "value"]), "张三");
+    assert_eq!(field(front, &["birth_date", "value"]), "1990-03-07");
+
+    // The same card with X as the check character: read, but not returned as a number.
+    let card =
+        render::id_card_front("张三", "男", "汉", "1990年3月7日", "北京市东城区景山前街4号", "11010119900307123X");
+    let body = post_image(&app, "/v1/ocr/idcard", &token, &card).await.expect(200).body;
+    let number = &body["fields"]["front"]["id_number"];
+    assert_eq!(number["status"], "unreadable", "{body}");
+    assert!(number["value"].is_null());
+}
+
+#[tokio::test]
+async fn a_bank_card_gives_a_luhn_valid_number_and_its_network() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    let card = render::bank_card("6222 0212 3456 7894", "12/29", "ZHANG SAN");
+    let resp = post_image(&app, "/v1/ocr/bankcard", &token, &card).await.expect(200);
+    let fields = &resp.body["fields"];
+    assert_eq!(field(fields, &["number", "value", "number"]), "6222021234567894", "{}", resp.text);
+    assert_eq!(field(fields, &["number", "value", "display"]), "6222 0212 3456 7894");
+    assert_eq!(fields["network"], "union_pay");
+    assert_eq!(field(fields, &["holder_name", "value"]), "ZHANG SAN");
+    assert_eq!(resp.body["lines"], json!([]), "the unmasked number is not repeated in the raw lines");
+    assert_eq!(resp.headers.get("cache-control").unwrap(), "no-store");
+}
+
+#[tokio::test]
+async fn a_passport_mrz_is_read_with_every_check_digit_verified() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    // The ICAO 9303 specimen.
+    let page = render::passport_mrz([
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+    ]);
+    let body = post_image(&app, "/v1/ocr/mrz", &token, &page).await.expect(200).body;
+    let mrz = &body["fields"];
+    assert_eq!(mrz["valid"], true, "{body}");
+    assert_eq!(mrz["format"], "td3");
+}
+
+#[tokio::test]
+async fn text_without_a_document_and_the_scope_rules() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    let blank = render::png(&image::RgbImage::from_pixel(400, 300, image::Rgb([255, 255, 255])));
+    let text = post_image(&app, "/v1/ocr/text", &token, &blank).await.expect(200).body;
+    assert_eq!(text["lines"], json!([]));
+    let resp = post_image(&app, "/v1/ocr/idcard", &token, &blank).await.expect(422);
+    assert_eq!(resp.body["error"]["code"], "NO_CARD_FOUND");
+    assert_eq!(
+        post_image(&app, "/v1/ocr/bankcard", &token, &blank).await.expect(422).body["error"]["code"],
+        "NO_CARD_FOUND"
+    );
+    assert_eq!(
+        post_image(&app, "/v1/ocr/mrz", &token, &blank).await.expect(422).body["error"]["code"],
+        "NO_CARD_FOUND"
+    );
+
+    let card = render::bank_card("4111 1111 1111 1111", "01/30", "JANE DOE");
+    let text = post_image(&app, "/v1/ocr/text", &token, &card).await.expect(200).body;
+    let lines: Vec<&str> = text["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap()).collect();
+    // (The recogniser may drop the space in "EXAMPLE BANK"; spaces between words are not guaranteed.)
+    assert!(lines.iter().any(|l| l.starts_with("EXAMPLE")) && lines.contains(&"JANE DOE"), "{lines:?}");
+    assert!(lines.contains(&"VALID THRU 01/30"), "{lines:?}");
+
+    let tenant = app.create_tenant("faces-only", None).await;
+    let (_, face_key) = app.create_key(&tenant, &["face"]).await;
+    assert_eq!(
+        post_image(&app, "/v1/ocr/text", &face_key, &card).await.expect(403).body["error"]["code"],
+        "AUTHORIZATION_ERROR"
+    );
+}
+
+/// The Face++-compatible card endpoints: Face++ field names; no card is an empty list, as in Face++.
+#[tokio::test]
+async fn facepp_card_endpoints_answer_in_face_plus_plus_shapes() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let key = app
+        .post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            faceplate_tests::OPERATOR_TOKEN,
+            json!({"name": "k", "scopes": ["ocr"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let form = |image: Vec<u8>| {
+        reqwest::multipart::Form::new()
+            .text("api_key", key["api_key"].as_str().unwrap().to_string())
+            .text("api_secret", key["api_secret"].as_str().unwrap().to_string())
+            .part("image_file", reqwest::multipart::Part::bytes(image).file_name("card.png"))
+    };
+    let call = |path: &'static str, image: Vec<u8>| {
+        let request = app.client.post(app.url(path)).multipart(form(image));
+        async move { faceplate_tests::read(request.send().await.unwrap()).await }
+    };
+
+    let card =
+        render::id_card_front("李四", "女", "回", "1985年12月1日", "上海市黄浦区人民大道200号", "310101198512010028");
+    let body = call("/cardpp/v1/ocridcard", card).await.expect(200).body;
+    let front = &body["cards"][0];
+    assert_eq!(
+        (front["side"].clone(), front["name"].clone(), front["gender"].clone()),
+        (json!("front"), json!("李四"), json!("女")),
+        "{body}"
+    );
+    assert_eq!(front["id_card_number"], "310101198512010028");
+    assert_eq!(front["birthday"], "1985-12-01");
+
+    let blank = render::png(&image::RgbImage::from_pixel(400, 300, image::Rgb([255, 255, 255])));
+    assert_eq!(call("/cardpp/v1/ocridcard", blank.clone()).await.expect(200).body["cards"], json!([]));
+    assert_eq!(call("/cardpp/v1/ocrbankcard", blank).await.expect(200).body["bank_cards"], json!([]));
+
+    let bank = render::bank_card("4111 1111 1111 1111", "01/30", "JANE DOE");
+    let body = call("/cardpp/v1/ocrbankcard", bank.clone()).await.expect(200).body;
+    assert_eq!(body["bank_cards"][0]["number"], "4111111111111111", "{body}");
+    assert_eq!(body["bank_cards"][0]["organization"], "visa");
+    let text = call("/imagepp/v1/recognizetext", bank).await.expect(200).body;
+    let values: Vec<&str> = text["result"].as_array().unwrap().iter().map(|l| l["value"].as_str().unwrap()).collect();
+    assert!(values.contains(&"JANE DOE"), "{values:?}");
+    assert_eq!(text["result"][0]["position"].as_array().unwrap().len(), 4);
+}
