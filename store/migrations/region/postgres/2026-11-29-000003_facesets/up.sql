@@ -29,7 +29,8 @@ CREATE TABLE faceset_faces (
 );
 CREATE UNIQUE INDEX faceset_faces_by_key ON faceset_faces (faceset_token, member_key);
 CREATE UNIQUE INDEX faceset_faces_by_external_id ON faceset_faces (faceset_token, external_image_id);
-CREATE INDEX faceset_faces_by_face ON faceset_faces (tenant_id, face_token);
+-- By face alone: with tenant_id first, SQLite would pick it for set queries and scan the tenant's members.
+CREATE INDEX faceset_faces_by_face ON faceset_faces (face_token);
 
 -- Keys removed from a set, for index catch-up. Keys are never reused, so this holds no face data.
 CREATE TABLE faceset_removals (
