@@ -154,6 +154,13 @@ impl Fields {
     }
 
     /// The image from `<file>` (upload), `<base64>` or `<url>`, in that order of precedence (as Face++).
+    /// The image from `image_file`, `image_base64` or `image_url`; none of them is MISSING_ARGUMENTS naming
+    /// `missing`.
+    pub fn require_image(&mut self, missing: &str) -> Result<ImageInput, ApiError> {
+        self.take_image("image_file", "image_base64", "image_url")?
+            .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, missing.to_string()))
+    }
+
     pub fn take_image(&mut self, file: &str, base64: &str, url: &str) -> Result<Option<ImageInput>, ApiError> {
         if let Some(bytes) = self.files.remove(file) {
             return Ok(Some(ImageInput::Bytes(bytes)));

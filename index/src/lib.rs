@@ -388,27 +388,19 @@ impl FaceIndex {
     /// The best `k` matches, highest similarity first: `(key, cosine similarity)`. Approximate in HNSW mode.
     /// An empty index or `k == 0` gives an empty list.
     pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
-        self.check_vector(query, None)?;
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        match &*self.read() {
-            State::Flat(flat) => Ok(flat.search(query, k)),
-            State::Hnsw(h) => {
-                let k = k.min(h.index.size());
-                if k == 0 {
-                    return Ok(Vec::new());
-                }
-                let _permit = self.gate.enter();
-                h.index.search(query, k).map(matches).map_err(engine_error)
-            }
-        }
+        self.search_graph(query, k, false)
     }
 
     /// Exact search whatever the mode (ground truth; what small sets always use). In HNSW mode it scans the
     /// graph's stored vectors (in `f16` when quantized) with USearch's brute-force search, and waits for an
     /// insert chunk in progress (at most [`ADD_CHUNK`] vectors) to finish.
     pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        self.search_graph(query, k, true)
+    }
+
+    /// [`FaceIndex::search`] and [`FaceIndex::exact_search`]: the flat store is always scanned exactly; the graph
+    /// is walked, or with `exact` brute-forced.
+    fn search_graph(&self, query: &[f32], k: usize, exact: bool) -> Result<Vec<(u64, f32)>, IndexError> {
         self.check_vector(query, None)?;
         if k == 0 {
             return Ok(Vec::new());
@@ -420,9 +412,14 @@ impl FaceIndex {
                 if k == 0 {
                     return Ok(Vec::new());
                 }
-                let _no_inserts = self.scans.read().unwrap_or_else(PoisonError::into_inner);
-                let _permit = self.gate.enter();
-                h.index.exact_search(query, k).map(matches).map_err(engine_error)
+                if exact {
+                    let _no_inserts = self.scans.read().unwrap_or_else(PoisonError::into_inner);
+                    let _permit = self.gate.enter();
+                    h.index.exact_search(query, k).map(matches).map_err(engine_error)
+                } else {
+                    let _permit = self.gate.enter();
+                    h.index.search(query, k).map(matches).map_err(engine_error)
+                }
             }
         }
     }

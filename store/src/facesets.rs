@@ -307,8 +307,7 @@ fn add_member(
     key: i64,
     external_image_id: Option<&str>,
 ) -> StoreResult<Option<i64>> {
-    let present = faceset_faces::table.find((set.token.as_str(), face)).count().get_result::<i64>(c)? > 0;
-    if present {
+    if is_member(c, set, face)? {
         return Ok(None);
     }
     diesel::insert_into(faceset_faces::table)
@@ -324,6 +323,10 @@ fn add_member(
     // Kept by a set: the face no longer expires.
     diesel::update(faces::table.find(face)).set(faces::expires_at.eq(None::<i64>)).execute(c)?;
     Ok(Some(key))
+}
+
+fn is_member(c: &mut AnyConnection, set: &FaceSet, face: &str) -> StoreResult<bool> {
+    Ok(faceset_faces::table.find((set.token.as_str(), face)).count().get_result::<i64>(c)? > 0)
 }
 
 fn live_face_exists(c: &mut AnyConnection, tenant: &str, face: &str) -> StoreResult<bool> {
@@ -494,12 +497,7 @@ impl TenantData {
                         if !live_face_exists(c, &tenant, face.as_str())? {
                             fail(raw, FailureReason::InvalidFaceToken);
                         } else if count >= capacity {
-                            let present = faceset_faces::table
-                                .find((set.token.as_str(), face.as_str()))
-                                .count()
-                                .get_result::<i64>(c)?
-                                > 0;
-                            if !present {
+                            if !is_member(c, &set, face.as_str())? {
                                 fail(raw, FailureReason::QuotaExceeded);
                             }
                         } else if let Some(key) = add_member(c, &tenant, &set, face.as_str(), max_key + 1, None)? {

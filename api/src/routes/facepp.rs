@@ -207,9 +207,7 @@ pub async fn facepp_detect(
             other => return Err(ApiError::bad_arguments(format!("return_attributes: {other} is not available"))),
         }
     }
-    let image = fields
-        .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file"))?;
+    let image = fields.require_image("image_file")?;
     let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
     let image_id = detected.image_id.clone();
     let faces: Vec<FaceppFace> = detected.into_faces().into_iter().map(|f| to_facepp(f, headpose)).collect();

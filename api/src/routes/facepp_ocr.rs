@@ -9,10 +9,10 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::forms::Fields;
 use crate::routes::facepp::{authenticate_for, context};
-use crate::routes::ocr::parser_lines;
+use crate::routes::ocr::{no_store, parser_lines};
 use crate::state::AppState;
 
 /// Face++ form fields for the card and text endpoints.
@@ -60,9 +60,7 @@ async fn read(
 ) -> Result<faceplate_engine::OcrOutput, ApiError> {
     let mut fields = Fields::read(req, payload, state.form_limits).await?;
     authenticate_for(state, req, &fields, Scope::Ocr).await?;
-    let image = fields
-        .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file"))?;
+    let image = fields.require_image("image_file")?;
     Ok(state.engine.read_text(image.load(&state.image_fetcher).await?).await?)
 }
 
@@ -159,12 +157,9 @@ pub async fn facepp_ocr_bank_card(
         bank_cards.push(Value::Object(c));
     }
     let meta = context(&req).meta();
-    let mut response =
+    let response =
         HttpResponse::Ok().json(FaceppBankCards { request_id: meta.request_id, time_used: meta.time_used, bank_cards });
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(no_store(response))
 }
 
 /// Face++ `cardpp/v1/ocrdriverlicense`: Chinese driving licences (main page).

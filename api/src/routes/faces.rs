@@ -353,9 +353,7 @@ pub async fn detect_faces(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     reject_unknown(&fields, DETECT_FIELDS)?;
-    let image = fields
-        .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file, image_base64 or image_url"))?;
+    let image = fields.require_image("image_file, image_base64 or image_url")?;
     let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
     let (image_id, image_width, image_height) = (detected.image_id.clone(), detected.width, detected.height);
     let faces = detected.into_faces();

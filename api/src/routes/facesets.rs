@@ -856,9 +856,7 @@ pub async fn enrol_face(
         "largest" => true,
         _ => return Err(ApiError::bad_arguments("multiple_faces: `reject` or `largest`")),
     };
-    let image = fields
-        .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file, image_base64 or image_url"))?;
+    let image = fields.require_image("image_file, image_base64 or image_url")?;
     let data = state.stores.tenant_data(&caller.tenant)?;
     let set = FaceSetRef::Token(token);
     // Fail before the (costly) detection when the set does not exist.

@@ -75,9 +75,7 @@ pub struct DocumentResponse {
 async fn read(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<OcrOutput, ApiError> {
     let mut fields = Fields::read(req, payload, state.form_limits).await?;
     reject_unknown(&fields, &["image_file", "image_base64", "image_url"])?;
-    let image = fields
-        .take_image("image_file", "image_base64", "image_url")?
-        .ok_or_else(|| ApiError::new(ErrorCode::MissingArguments, "image_file, image_base64 or image_url"))?;
+    let image = fields.require_image("image_file, image_base64 or image_url")?;
     Ok(state.engine.read_text(image.load(&state.image_fetcher).await?).await?)
 }
 
@@ -115,6 +113,13 @@ fn document(
         fields: serde_json::to_value(fields).map_err(ApiError::internal)?,
         lines: line_views(output),
     }))
+}
+
+/// Bank card responses carry the card number: no cache may keep them.
+pub(crate) fn no_store(mut response: HttpResponse) -> HttpResponse {
+    use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn no_card(what: &str) -> ApiError {
@@ -235,11 +240,8 @@ pub async fn read_bank_card(
         return Err(no_card("bank card number"));
     }
     // The text lines would repeat the card number unmasked: a bank card response carries the fields only.
-    let mut response = document(caller.ctx.meta(), "bankcard", card, &OcrOutput::default())?;
-    response
-        .headers_mut()
-        .insert(actix_web::http::header::CACHE_CONTROL, actix_web::http::header::HeaderValue::from_static("no-store"));
-    Ok(response)
+    let response = document(caller.ctx.meta(), "bankcard", card, &OcrOutput::default())?;
+    Ok(no_store(response))
 }
 
 /// Read a Chinese driving licence: licence number (check digit verified), name, sex, nationality, address,
