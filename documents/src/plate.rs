@@ -307,54 +307,31 @@ fn us(s: &str) -> Plate {
     if valid { ok(PlateFormat::UsGeneric, s.to_string(), false) } else { invalid(PlateFormat::UsGeneric, s) }
 }
 
-/// Plate background colour, with its Face++ `licenseplate` code.
+/// Plate background colour.
 ///
-/// Face++ returns `color` as 0 blue, 1 yellow, 2 white, 3 black, 4 green. Mainland colours map directly: blue
-/// (ordinary small cars), yellow (large vehicles, learner cars), white (police, military), black (foreign-owned,
-/// Hong Kong/Macau cross-border), green for both new-energy plates: the gradient green of small cars
-/// (`渐变绿`) and the yellow-green of large ones (`黄绿`, `黄绿双拼`), since Face++ has no separate code for them.
+/// Face++ `licenseplate` reports `color` as 0 blue, 1 yellow, 2 black, 3 white, 4 green, 5 small new-energy
+/// (the gradient green, `渐变绿`), 6 large new-energy (yellow-green, `黄绿双拼`); see [`facepp_color_code`].
+/// Mainland colours: blue (ordinary small cars), yellow (large vehicles, learner cars), white (police,
+/// military), black (foreign-owned, Hong Kong/Macau cross-border), green (new-energy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlateColor {
-    /// 蓝 (Face++ 0).
+    /// 蓝.
     Blue,
-    /// 黄 (Face++ 1).
+    /// 黄.
     Yellow,
-    /// 白 (Face++ 2).
+    /// 白.
     White,
-    /// 黑 (Face++ 3).
+    /// 黑.
     Black,
-    /// 绿, 渐变绿, 黄绿 (Face++ 4).
+    /// 绿, 渐变绿, 黄绿.
     Green,
 }
 
 impl PlateColor {
-    /// The Face++ `color` code.
-    pub fn facepp_code(self) -> u8 {
-        match self {
-            Self::Blue => 0,
-            Self::Yellow => 1,
-            Self::White => 2,
-            Self::Black => 3,
-            Self::Green => 4,
-        }
-    }
-
-    /// From a Face++ `color` code.
-    pub fn from_facepp_code(code: u8) -> Option<Self> {
-        Some(match code {
-            0 => Self::Blue,
-            1 => Self::Yellow,
-            2 => Self::White,
-            3 => Self::Black,
-            4 => Self::Green,
-            _ => return None,
-        })
-    }
-
-    /// From a colour name as a plate model reports it: Chinese (`蓝`, `蓝牌`, `黄色`, `渐变绿`, `黄绿双拼`,
-    /// `黑底白字`...) or English (`blue`, `Green`...). Any name with 绿/green is green (new-energy); otherwise the
-    /// first colour named (the background) wins.
+    /// From a colour name as a plate model or a person reports it: Chinese (`蓝`, `蓝牌`, `黄色`, `渐变绿`,
+    /// `黄绿双拼`, `黑底白字`...) or English (`blue`, `Green`...). Any name with 绿/green is green (new-energy);
+    /// otherwise the first colour named (the background) wins.
     pub fn from_name(name: &str) -> Option<Self> {
         let lower = name.trim().to_lowercase();
         if lower.contains('绿') || lower.contains("green") {
@@ -376,6 +353,20 @@ impl PlateColor {
             "black" => Some(Self::Black),
             _ => None,
         }
+    }
+}
+
+/// The Face++ `color` code of a plate: the colour, except that a green new-energy plate is told apart by its
+/// format (5 small, 6 large) when the text says which.
+pub fn facepp_color_code(color: PlateColor, format: PlateFormat) -> u8 {
+    match (color, format) {
+        (PlateColor::Blue, _) => 0,
+        (PlateColor::Yellow, _) => 1,
+        (PlateColor::Black, _) => 2,
+        (PlateColor::White, _) => 3,
+        (PlateColor::Green, PlateFormat::ChinaNewEnergySmall) => 5,
+        (PlateColor::Green, PlateFormat::ChinaNewEnergyLarge) => 6,
+        (PlateColor::Green, _) => 4,
     }
 }
 
@@ -526,24 +517,15 @@ mod tests {
 
     #[test]
     fn colours_map_to_facepp_codes() {
-        let cases = [
-            ("蓝", 0),
-            ("蓝牌", 0),
-            ("blue", 0),
-            ("黄色", 1),
-            ("白", 2),
-            ("黑底白字", 3),
-            ("绿", 4),
-            ("渐变绿", 4),
-            ("黄绿双拼", 4),
-            ("Green", 4),
-        ];
+        let standard = PlateFormat::ChinaStandard;
+        let cases = [("蓝", 0), ("蓝牌", 0), ("blue", 0), ("黄色", 1), ("黑底白字", 2), ("白", 3), ("绿", 4), ("Green", 4)];
         for (name, code) in cases {
             let colour = PlateColor::from_name(name).unwrap();
-            assert_eq!(colour.facepp_code(), code, "{name}");
-            assert_eq!(PlateColor::from_facepp_code(code), Some(colour));
+            assert_eq!(facepp_color_code(colour, standard), code, "{name}");
         }
         assert_eq!(PlateColor::from_name("紫"), None);
-        assert_eq!(PlateColor::from_facepp_code(5), None);
+        let green = PlateColor::from_name("渐变绿").unwrap();
+        assert_eq!(facepp_color_code(green, p("京AD12345", PlateRegion::China).format), 5);
+        assert_eq!(facepp_color_code(green, p("京A12345D", PlateRegion::China).format), 6);
     }
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod geometry;
 pub mod imaging;
 pub mod ocr;
+pub mod plate;
 pub mod quality;
 pub mod runtime;
 
@@ -31,6 +32,7 @@ pub use error::{EngineError, EngineResult};
 pub use geometry::{BoxF, Point};
 pub use imaging::ImageLimits;
 pub use ocr::{OcrModelPaths, OcrOutput, OcrSettings, TextLine, TextRow};
+pub use plate::{PlateColour, PlateModelPaths, PlateOutput, PlateReading, PlateSettings};
 pub use quality::Quality;
 
 /// Where the runtime library and the model files are.
@@ -41,6 +43,8 @@ pub struct ModelPaths {
     pub embedder: PathBuf,
     /// The OCR models; `None` starts the engine without OCR ([`Engine::read_text`] then fails).
     pub ocr: Option<OcrModelPaths>,
+    /// The licence-plate models; `None` starts the engine without them ([`Engine::read_plates`] then fails).
+    pub plates: Option<PlateModelPaths>,
 }
 
 /// Where `scripts/fetch-models.sh` puts the models: `$FACEPLATE_MODELS_DIR`, else
@@ -64,6 +68,7 @@ impl ModelPaths {
             detector: dir.join("yunet_2023mar.onnx"),
             embedder: dir.join("sface_2021dec.onnx"),
             ocr: Some(OcrModelPaths::in_dir(&dir)),
+            plates: Some(PlateModelPaths::in_dir(&dir)),
         }
     }
 }
@@ -104,6 +109,7 @@ struct Worker {
     detector: Session,
     embedder: Embedder,
     ocr: Option<ocr::Ocr>,
+    plates: Option<plate::Plates>,
 }
 
 /// Requests waiting for an inference thread.
@@ -197,7 +203,8 @@ impl Engine {
         for index in 0..threads {
             let detector = runtime::open_session(env, &settings.models.detector, &detect::SPEC)?;
             let ocr = settings.models.ocr.as_ref().map(|paths| ocr::Ocr::open(env, paths)).transpose()?;
-            let mut worker = Worker { detector, embedder: embedder.clone(), ocr };
+            let plates = settings.models.plates.as_ref().map(|paths| plate::Plates::open(env, paths)).transpose()?;
+            let mut worker = Worker { detector, embedder: embedder.clone(), ocr, plates };
             let jobs = Arc::clone(&jobs);
             thread::Builder::new()
                 .name(format!("inference-{index}"))
@@ -250,6 +257,22 @@ impl Engine {
             };
             let image = imaging::decode(&bytes, &limits)?;
             ocr.read(&image, &ocr_settings)
+        })
+        .await
+    }
+
+    /// Decodes an image and finds and reads its licence plates off the async threads, with the same queue and
+    /// `Busy` refusal as [`Engine::analyze`]. An image without plates gives none, not an error.
+    pub async fn read_plates(&self, bytes: Vec<u8>, plate_settings: PlateSettings) -> EngineResult<PlateOutput> {
+        let limits = self.settings.image_limits;
+        self.run(move |worker| {
+            let Some(plates) = worker.plates.as_mut() else {
+                return Err(EngineError::Runtime(
+                    "licence plates are not configured: the engine was started without the plate models".into(),
+                ));
+            };
+            let image = imaging::decode(&bytes, &limits)?;
+            plates.read(&image, &plate_settings, worker.ocr.as_mut())
         })
         .await
     }

@@ -10,6 +10,7 @@ pub mod facesets;
 pub mod keys;
 pub mod ocr;
 pub mod ops;
+pub mod plates;
 pub mod types;
 
 use actix_web::dev::ResourceDef;
@@ -39,7 +40,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
     tags(
         (name = "faces", description = "Face detection, comparison and face tokens"),
         (name = "facesets", description = "FaceSets (collections of faces) and 1:N search"),
-        (name = "ocr", description = "Text and documents: ID cards, MRZ, bank cards, driving licences"),
+        (name = "ocr", description = "Text, documents (ID cards, MRZ, bank cards, driving licences) and licence plates"),
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
@@ -110,6 +111,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(ocr::read_mrz)
             .service(ocr::read_bank_card)
             .service(ocr::read_driver_licence)
+            .service(plates::recognize_plates)
             .service(keys::list_keys)
             .service(keys::create_key)
             .service(keys::get_key)
@@ -142,7 +144,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(facepp_ocr::facepp_ocr_bank_card)
             .service(facepp_ocr::facepp_ocr_driver_licence),
     );
-    cfg.service(scope::scope("/imagepp/v1").service(facepp_ocr::facepp_recognize_text));
+    cfg.service(
+        scope::scope("/imagepp/v1")
+            .service(facepp_ocr::facepp_recognize_text)
+            .service(plates::facepp_license_plate),
+    );
     cfg.service(
         scope::scope("/admin/v1")
             .service(admin::create_tenant)

@@ -17,18 +17,24 @@ use super::detect::distance;
 /// (`np.rot90`, as RapidOCR does); the angle classifier fixes those that end up upside down. The flag says
 /// whether it was turned. `None` for a degenerate quad.
 pub fn crop(image: &RgbImage, quad: &Quad) -> Option<(RgbImage, bool)> {
+    let out = warp(image, quad)?;
+    let vertical = out.height() as f32 / out.width() as f32 >= 1.5;
+    Some(if vertical { (imageops::rotate270(&out), true) } else { (out, false) })
+}
+
+/// The quad's pixels as an upright `w x h` image (w, h: its longest top/bottom and left/right edges, truncated),
+/// never turned. `None` for a degenerate quad.
+pub fn warp(image: &RgbImage, quad: &Quad) -> Option<RgbImage> {
     let w = distance(quad[0], quad[1]).max(distance(quad[2], quad[3])) as u32;
     let h = distance(quad[0], quad[3]).max(distance(quad[1], quad[2])) as u32;
     if w == 0 || h == 0 {
         return None;
     }
     let homography = Homography::rectangle_to_quad(f64::from(w), f64::from(h), quad)?;
-    let out = RgbImage::from_fn(w, h, |x, y| {
+    Some(RgbImage::from_fn(w, h, |x, y| {
         let (sx, sy) = homography.map(f64::from(x), f64::from(y));
         image::Rgb(sample_cubic(image, sx, sy))
-    });
-    let vertical = h as f32 / w as f32 >= 1.5;
-    Some(if vertical { (imageops::rotate270(&out), true) } else { (out, false) })
+    }))
 }
 
 /// A projective map from the crop's pixel grid to the image.

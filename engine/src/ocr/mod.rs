@@ -248,7 +248,7 @@ fn by_aspect_ratio(crops: &[RgbImage]) -> Vec<usize> {
 }
 
 /// Bilinear resize without antialiasing, as OpenCV's `cv2.resize` (the models were trained on that).
-fn resize(image: &RgbImage, width: u32, height: u32) -> EngineResult<RgbImage> {
+pub(crate) fn resize(image: &RgbImage, width: u32, height: u32) -> EngineResult<RgbImage> {
     if image.dimensions() == (width, height) {
         return Ok(image.clone());
     }
@@ -263,7 +263,7 @@ fn resize(image: &RgbImage, width: u32, height: u32) -> EngineResult<RgbImage> {
 
 /// Images as one NCHW float tensor of `width x height` planes, BGR, (x/255 - 0.5)/0.5, each image at the
 /// top-left, padded with 0 (RapidOCR's padding: mid-grey after normalisation) to its right and below.
-fn normalized_bgr(images: &[&RgbImage], width: u32, height: u32) -> EngineResult<Array4<f32>> {
+pub(crate) fn normalized_bgr(images: &[&RgbImage], width: u32, height: u32) -> EngineResult<Array4<f32>> {
     let (w, h) = (width as usize, height as usize);
     let plane = w * h;
     let mut data = vec![0.0f32; images.len() * 3 * plane];

@@ -71,9 +71,14 @@ pub fn recognize(session: &mut Session, charset: &[String], crops: &[RgbImage]) 
 /// Greedy CTC: the most probable class at each step, repeats collapsed, blanks dropped; the confidence is the
 /// mean probability of the steps kept.
 pub fn ctc_greedy(sequence: &[f32], charset: &[String]) -> (String, f32) {
+    ctc_greedy_over(sequence, charset, CLASSES)
+}
+
+/// [`ctc_greedy`] for a model with `classes` outputs per step (class 0 the blank).
+pub fn ctc_greedy_over(sequence: &[f32], charset: &[String], classes: usize) -> (String, f32) {
     let (mut text, mut sum, mut kept) = (String::new(), 0.0f32, 0usize);
     let mut previous = usize::MAX;
-    for step in sequence.chunks_exact(CLASSES) {
+    for step in sequence.chunks_exact(classes) {
         let (class, p) = step
             .iter()
             .enumerate()
