@@ -534,7 +534,29 @@ fn holder_candidate(line: &TextLine) -> Option<String> {
     if words.len() < 2 || words.iter().any(|w| NOT_NAME_WORDS.contains(&w.trim_matches('.'))) {
         return None;
     }
+    let squeezed: String = words.concat();
+    if NETWORK_NAMES.iter().any(|brand| near(&squeezed, brand)) {
+        return None;
+    }
     Some(words.join(" "))
+}
+
+/// Network names printed as logos, often beside the holder's name and often misread (`DISC VER`).
+const NETWORK_NAMES: [&str; 8] =
+    ["VISA", "MASTERCARD", "UNIONPAY", "AMERICANEXPRESS", "DISCOVER", "JCB", "MAESTRO", "DINERSCLUB"];
+
+/// Whether `a` is `b` with at most one character in five wrong, missing or extra (Levenshtein distance).
+fn near(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            current.push((previous[j] + usize::from(ca != cb)).min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()] * 5 <= b.len()
 }
 
 fn find_holder(lines: &[TextLine], number_line: Option<usize>) -> Field<String> {
@@ -734,5 +756,12 @@ mod tests {
         assert_eq!(holder_candidate(&TextLine::new("LI XIAO 123", 1.0)), None);
         assert_eq!(holder_candidate(&TextLine::new("MARY-JANE O'NEIL", 1.0)).as_deref(), Some("MARY-JANE O'NEIL"));
         assert_eq!(holder_candidate(&TextLine::new("wang fang", 1.0)), None);
+    }
+
+    #[test]
+    fn a_network_logo_beside_the_name_is_not_the_holder() {
+        let card = parse_bank_card(&lines(&["6011 0009 9013 9424", "CHARLOTTE TAYLOR", "DISC VER"]));
+        assert_eq!(card.holder_name.value().map(String::as_str), Some("CHARLOTTE TAYLOR"));
+        assert!(near("DISCVER", "DISCOVER") && !near("TAYLOR", "DISCOVER"));
     }
 }

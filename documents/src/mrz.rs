@@ -192,6 +192,9 @@ fn fix_k_fillers(s: &str) -> String {
     chars.into_iter().collect()
 }
 
+/// The most `<` fillers a data line may have lost in OCR and still be fitted.
+const MAX_LOST_FILLERS: usize = 16;
+
 /// Brings a line to `target` characters by trimming or padding `<` fillers: at the end when the line ends with
 /// fillers (or is a name line), else in its last run of fillers.
 fn fit_length(s: &str, target: usize, name_line: bool) -> Option<String> {
@@ -199,7 +202,10 @@ fn fit_length(s: &str, target: usize, name_line: bool) -> Option<String> {
     if len == target {
         return Some(s.to_string());
     }
-    if len > target + 4 || (len + 4 < target && !name_line) {
+    // OCR often reads a long run of `<` a few short (CTC merges repeats that no blank separates), so a line
+    // with a run of fillers may be well short; the check digits still vouch for every field.
+    let filler_run = last_filler_run(s, 2).is_some() || s.ends_with('<');
+    if len > target + 4 || (len + 4 < target && !name_line && !(filler_run && len + MAX_LOST_FILLERS >= target)) {
         return None;
     }
     let trailing = s.len() - s.trim_end_matches('<').len();
@@ -297,7 +303,10 @@ pub fn parse_mrz(lines: &[TextLine]) -> Option<Mrz> {
 /// [`parse_mrz`] with an explicit current year (for the birth-date century).
 pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz> {
     let cands = candidates(lines);
-    let near = |c: &Candidate, target: usize| c.text.len().abs_diff(target) <= 3;
+    let near = |c: &Candidate, target: usize| {
+        let len = c.text.len();
+        len.abs_diff(target) <= 3 || (len < target && len + MAX_LOST_FILLERS >= target && c.text.contains("<<"))
+    };
     let mut best: Option<(usize, Mrz)> = None;
     for i in 0..cands.len() {
         // Data lines must be near their length; name lines often lose trailing fillers, so only a maximum.
@@ -933,5 +942,16 @@ mod tests {
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(json["format"], "td3");
         assert_eq!(json["checks"]["composite"]["valid"], true);
+    }
+
+    #[test]
+    fn data_lines_that_lost_fillers_in_ocr_are_fitted() {
+        // A TD1 card read with six `<` missing from line 1 and four from the middle run of line 2.
+        let lines =
+            lines(&["I<D<<3742948421<<<<<<<<<", "5401093M2608123D<<<<<<<<<0", "BROWN<<THOMAS<<<<<<<<<<<<<<<<<"]);
+        let m = parse_mrz_with_year(&lines, 2026).unwrap();
+        assert!(m.valid, "{m:?}");
+        assert_eq!(m.document_number.value().unwrap(), "374294842");
+        assert_eq!(m.lines[1], "5401093M2608123D<<<<<<<<<<<<<0");
     }
 }

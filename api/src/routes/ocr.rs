@@ -92,13 +92,58 @@ fn line_views(output: &OcrOutput) -> Vec<TextLineView> {
 }
 
 /// The engine's rows as the parsers take them: a row joins the pieces of one printed line that the detector
-/// found apart (a card number's digit groups, a label and its value).
-pub(crate) fn parser_lines(output: &OcrOutput) -> Vec<documents::TextLine> {
-    output
-        .rows
-        .iter()
-        .map(|r| documents::TextLine { text: r.text.clone(), confidence: r.confidence, quad: r.quad })
-        .collect()
+/// found apart (a card number's digit groups, a label and its value), but not text far apart on the same
+/// height (a card holder's name and the network logo at the other edge): a row is cut where the gap between
+/// two of its lines is over [`WIDE_GAP`] text heights.
+pub fn parser_lines(output: &OcrOutput) -> Vec<documents::TextLine> {
+    let mut out = Vec::new();
+    for row in &output.rows {
+        let lines = &output.lines[row.lines.clone()];
+        let mut start = 0;
+        for end in 1..=lines.len() {
+            if end < lines.len() && !wide_gap(&lines[end - 1], &lines[end]) {
+                continue;
+            }
+            let piece = &lines[start..end];
+            out.push(if piece.len() == lines.len() {
+                documents::TextLine { text: row.text.clone(), confidence: row.confidence, quad: row.quad }
+            } else {
+                documents::TextLine {
+                    text: piece.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join(" "),
+                    confidence: piece.iter().map(|l| l.confidence).fold(1.0, f32::min),
+                    quad: bounding_quad(piece.iter().flat_map(|l| l.quad)),
+                }
+            });
+            start = end;
+        }
+    }
+    out
+}
+
+/// Text heights of empty space beyond which two lines of a row are separate items.
+const WIDE_GAP: f32 = 3.0;
+
+/// Centre, length (the longer side) and height (the shorter side) of a line's quad, whatever its rotation.
+fn extent(quad: &[[f32; 2]; 4]) -> ([f32; 2], f32, f32) {
+    let d = |a: [f32; 2], b: [f32; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+    let centre = [quad.iter().map(|p| p[0]).sum::<f32>() / 4.0, quad.iter().map(|p| p[1]).sum::<f32>() / 4.0];
+    let (a, b) = ((d(quad[0], quad[1]) + d(quad[2], quad[3])) / 2.0, (d(quad[1], quad[2]) + d(quad[3], quad[0])) / 2.0);
+    (centre, a.max(b), a.min(b))
+}
+
+fn wide_gap(a: &faceplate_engine::TextLine, b: &faceplate_engine::TextLine) -> bool {
+    let ((ca, la, ha), (cb, lb, hb)) = (extent(&a.quad), extent(&b.quad));
+    let distance = ((ca[0] - cb[0]).powi(2) + (ca[1] - cb[1]).powi(2)).sqrt();
+    distance - (la + lb) / 2.0 > WIDE_GAP * ha.max(hb)
+}
+
+/// The axis-aligned box around some points, as a quad.
+fn bounding_quad(points: impl Iterator<Item = [f32; 2]>) -> [[f32; 2]; 4] {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for [x, y] in points {
+        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+    }
+    [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
 }
 
 fn document(

@@ -96,11 +96,23 @@ fn colour(c: PlateColour) -> PlateColor {
     }
 }
 
-/// The reading that passes the plate rules for `region`: the plate recogniser's first, then the general text
-/// recogniser's. Neither: unreadable, with the plate recogniser's raw text.
+/// Whether a format has rules that vouch for the text (the generic EU and US rules take almost any short string).
+fn specific(format: PlateFormat) -> bool {
+    !matches!(format, PlateFormat::EuGeneric | PlateFormat::UsGeneric | PlateFormat::Unknown)
+}
+
+/// Of the two readings (the plate recogniser's and the general text recogniser's), the one that passes the plate
+/// rules for `region`, a specific format before a generic one, then the more confident. Neither: unreadable,
+/// with the plate recogniser's raw text.
 pub fn interpret(reading: &PlateReading, region: PlateRegion) -> PlateView {
     let candidates = std::iter::once(&reading.plate_text).chain(reading.general_text.as_ref());
-    let parsed = candidates.map(|r| (r, plate::parse_plate(&r.text, region))).find(|(_, p)| p.valid);
+    let parsed = candidates.map(|r| (r, plate::parse_plate(&r.text, region))).filter(|(_, p)| p.valid).max_by(
+        |(ra, pa), (rb, pb)| {
+            (specific(pa.format), ra.confidence)
+                .partial_cmp(&(specific(pb.format), rb.confidence))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        },
+    );
     let (raw, number, status, format, confidence) = match parsed {
         Some((r, p)) => {
             let status = if p.corrected { FieldStatus::Corrected } else { FieldStatus::Valid };
@@ -135,11 +147,7 @@ pub fn plates(output: &PlateOutput, region: PlateRegion) -> Vec<PlateView> {
         .plates
         .iter()
         .map(|p| interpret(p, region))
-        .filter(|view| {
-            let specific =
-                !matches!(view.format, PlateFormat::EuGeneric | PlateFormat::UsGeneric | PlateFormat::Unknown);
-            view.detection_confidence >= SURE_DETECTION || (view.number.is_some() && specific)
-        })
+        .filter(|view| view.detection_confidence >= SURE_DETECTION || (view.number.is_some() && specific(view.format)))
         .collect()
 }
 

@@ -63,8 +63,9 @@ pub struct OcrOutput {
     pub lines: Vec<TextLine>,
     /// The rows, top to bottom; together their `lines` ranges cover `lines` in order.
     pub rows: Vec<TextRow>,
-    /// How far most of the text is turned clockwise in the image, in degrees: 0, 90 (lines run top to bottom),
-    /// 180 (upside down) or 270. Reading order is that of the page turned upright; quads stay in image pixels.
+    /// How far most of the text is turned clockwise in the image, to the nearest quarter turn: 0, 90 (lines run
+    /// top to bottom), 180 (upside down) or 270. Reading order is that of the page turned upright (by its exact
+    /// angle, so a photo taken at a slant reads row by row); quads stay in image pixels.
     pub rotation: u16,
 }
 
@@ -181,7 +182,8 @@ impl Ocr {
         timings.detect = started.elapsed();
         let upside_down = if settings.classify_angle {
             let started = Instant::now();
-            let turned = self.classify(&mut crops, settings.angle_threshold)?;
+            let mut turned = self.classify(&mut crops, settings.angle_threshold)?;
+            page_orientation(&mut crops, &mut turned, &vertical);
             timings.classify = started.elapsed();
             turned
         } else {
@@ -190,7 +192,7 @@ impl Ocr {
         let started = Instant::now();
         let read = self.recognize(&crops)?;
         timings.recognize = started.elapsed();
-        let (mut lines, mut rotations) = (Vec::new(), [0usize; 4]);
+        let (mut lines, mut direction) = (Vec::new(), [0.0f64; 2]);
         for (((quad, (text, confidence)), vertical), upside_down) in
             quads.into_iter().zip(read).zip(vertical).zip(upside_down)
         {
@@ -198,18 +200,19 @@ impl Ocr {
             if text.is_empty() || confidence < settings.min_confidence {
                 continue;
             }
-            // Straightening turned a vertical line a quarter counter-clockwise, the classifier a half turn. Votes
-            // count characters, so a stray tall box around one letter does not outweigh a line.
-            rotations[usize::from(vertical) + 2 * usize::from(upside_down)] += text.chars().count();
+            // The way the line reads in the image: along its top edge, or down its left edge when straightening
+            // turned it a quarter counter-clockwise, reversed when the classifier turned it over. Votes count
+            // characters, so a stray tall box around one letter does not outweigh a line.
+            let (from, to) = if vertical { (quad[0], quad[3]) } else { (quad[0], quad[1]) };
+            let (dx, dy) = (f64::from(to[0] - from[0]), f64::from(to[1] - from[1]));
+            let length = dx.hypot(dy).max(f64::EPSILON);
+            let weight = text.chars().count() as f64 * if upside_down { -1.0 } else { 1.0 };
+            direction = [direction[0] + weight * dx / length, direction[1] + weight * dy / length];
             lines.push(TextLine { text: text.to_string(), confidence, quad });
         }
-        // [upright, top to bottom, upside down, bottom to top]: the most votes win, upright on a tie.
-        let rotation = [0u16, 90, 180, 270]
-            .into_iter()
-            .zip(rotations)
-            .fold((0, 0), |best, (degrees, n)| if n > best.1 { (degrees, n) } else { best })
-            .0;
-        let (lines, rows) = order::reading_order(lines, rotation, image.width(), image.height());
+        let angle = page_angle(direction);
+        let rotation = ((angle / 90.0).round() as u16 % 4) * 90;
+        let (lines, rows) = order::reading_order(lines, angle, image.width(), image.height());
         tracing::debug!(
             lines = lines.len(),
             detect_ms = timings.detect.as_secs_f64() * 1e3,
@@ -233,6 +236,49 @@ impl Ocr {
     /// Reads each crop (one text line): text and confidence.
     pub fn recognize(&mut self, crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
         recognize::recognize(&mut self.recognizer, &self.charset, crops)
+    }
+}
+
+/// The page's text direction in degrees clockwise from the image's x axis, 0..360, from the sum of the lines'
+/// weighted reading directions; within 3° of a quarter turn it is snapped to it (a straight scan stays exact).
+fn page_angle([x, y]: [f64; 2]) -> f32 {
+    if x == 0.0 && y == 0.0 {
+        return 0.0;
+    }
+    let degrees = y.atan2(x).to_degrees().rem_euclid(360.0);
+    let quarter = (degrees / 90.0).round() * 90.0;
+    let snapped = if (degrees - quarter).abs() <= 3.0 { quarter } else { degrees };
+    (snapped % 360.0) as f32
+}
+
+/// Makes the lines of a page agree on which way up they are. The classifier judges each line alone and
+/// sometimes turns one the page around it does not share: an MRZ line of `<` fillers reads as `>` fillers
+/// upside down and was turned, then read as garbage. Lines straightened the same way (across or down the page)
+/// belong to one orientation; where a clear majority of their text (by width) says one way, the rest are turned
+/// to match. A page whose lines are split evenly keeps the classifier's answers.
+fn page_orientation(crops: &mut [RgbImage], turned: &mut [bool], vertical: &[bool]) {
+    const MAJORITY: f64 = 0.7;
+    for group in [false, true] {
+        let members: Vec<usize> = (0..crops.len()).filter(|&i| vertical[i] == group).collect();
+        let width = |i: &usize| f64::from(crops[*i].width());
+        let total: f64 = members.iter().map(width).sum();
+        let flipped: f64 = members.iter().filter(|&&i| turned[i]).map(width).sum();
+        if total == 0.0 {
+            continue;
+        }
+        let majority = if flipped / total >= MAJORITY {
+            true
+        } else if flipped / total <= 1.0 - MAJORITY {
+            false
+        } else {
+            continue;
+        };
+        for i in members {
+            if turned[i] != majority {
+                crops[i] = image::imageops::rotate180(&crops[i]);
+                turned[i] = majority;
+            }
+        }
     }
 }
 

@@ -22,15 +22,16 @@ impl Placed {
 }
 
 /// Sorts lines into reading order and groups them into rows (`TextRow::lines` index the sorted lines).
-/// `rotation`: how far the text is turned clockwise in the `width x height` image (0, 90, 180 or 270).
-pub fn reading_order(lines: Vec<TextLine>, rotation: u16, width: u32, height: u32) -> (Vec<TextLine>, Vec<TextRow>) {
+/// `angle`: the direction the text reads in the image, degrees clockwise from the x axis (0: upright, 90: lines
+/// run top to bottom, 180: upside down; anything between for a photo taken at a slant). The page is turned by
+/// it before rows are formed; the `width x height` image only fixes where the turned page lies.
+pub fn reading_order(lines: Vec<TextLine>, angle: f32, width: u32, height: u32) -> (Vec<TextLine>, Vec<TextRow>) {
     let (w, h) = (width as f32, height as f32);
-    // A point on the page turned upright.
-    let upright = |[x, y]: [f32; 2]| match rotation {
-        90 => [y, w - x],
-        180 => [w - x, h - y],
-        270 => [h - y, x],
-        _ => [x, y],
+    let (sin, cos) = angle.to_radians().sin_cos();
+    // A point on the page turned upright, about the image centre (only relative positions matter).
+    let upright = |[x, y]: [f32; 2]| {
+        let (x, y) = (x - w / 2.0, y - h / 2.0);
+        [x * cos + y * sin, -x * sin + y * cos]
     };
     let mut placed: Vec<Placed> = lines
         .into_iter()
@@ -95,7 +96,7 @@ mod tests {
                 line("label", 40.0, 420.0, 180.0, 34.0),
                 line("姓名", 40.0, 40.0, 80.0, 36.0),
             ],
-            0,
+            0.0,
             800,
             500,
         );
@@ -110,7 +111,7 @@ mod tests {
     #[test]
     fn lines_that_barely_overlap_are_separate_rows() {
         let (_, rows) =
-            reading_order(vec![line("b", 0.0, 30.0, 50.0, 40.0), line("a", 100.0, 0.0, 50.0, 40.0)], 0, 200, 100);
+            reading_order(vec![line("b", 0.0, 30.0, 50.0, 40.0), line("a", 100.0, 0.0, 50.0, 40.0)], 0.0, 200, 100);
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].text, "a");
     }
@@ -124,7 +125,7 @@ mod tests {
             line("b", 10.0, 60.0, 40.0, 20.0),
             line("a", 100.0, 60.0, 40.0, 20.0),
         ];
-        let (_, rows) = reading_order(upside_down, 180, 200, 100);
+        let (_, rows) = reading_order(upside_down, 180.0, 200, 100);
         assert_eq!(rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["a b", "c d"]);
         // One column of words running top to bottom (turned 90° clockwise): the rightmost column is read first.
         let sideways = vec![
@@ -132,7 +133,22 @@ mod tests {
             line("a", 60.0, 10.0, 20.0, 40.0),
             line("a2", 60.0, 60.0, 20.0, 40.0),
         ];
-        let (_, rows) = reading_order(sideways, 90, 100, 200);
+        let (_, rows) = reading_order(sideways, 90.0, 100, 200);
         assert_eq!(rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["a a2", "b"]);
+    }
+
+    #[test]
+    fn a_slanted_page_reads_row_by_row() {
+        // Two rows of two words on a page turned 30° clockwise: in the image the rows' words are at different
+        // heights, and the second row's first word is higher than the first row's last word.
+        let (sin, cos) = 30f32.to_radians().sin_cos();
+        let at = |text: &str, x: f32, y: f32| {
+            let turn = |[px, py]: [f32; 2]| [200.0 + px * cos - py * sin, 100.0 + px * sin + py * cos];
+            let quad = [[x, y], [x + 60.0, y], [x + 60.0, y + 20.0], [x, y + 20.0]].map(turn);
+            TextLine { text: text.into(), confidence: 0.9, quad }
+        };
+        let page = vec![at("d", 120.0, 50.0), at("a", 0.0, 0.0), at("c", 0.0, 50.0), at("b", 120.0, 0.0)];
+        let (_, rows) = reading_order(page, 30.0, 500, 400);
+        assert_eq!(rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>(), ["a b", "c d"]);
     }
 }
