@@ -150,6 +150,9 @@ fn normalize_line(text: &str) -> Option<String> {
         match c {
             c if c.is_whitespace() => {}
             '«' => out.push_str("<<"),
+            // The recogniser reads a filler before a C as the degree-Celsius sign (`<CHE` as `℃HE`).
+            '℃' => out.push_str("<C"),
+            '×' => out.push('X'),
             '‹' | '〈' | '≤' | '＜' => out.push('<'),
             'a'..='z' => out.push(c.to_ascii_uppercase()),
             'A'..='Z' | '0'..='9' | '<' => out.push(c),
@@ -330,7 +333,46 @@ pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz>
             }
         }
     }
-    best.map(|(_, m)| m)
+    let mut mrz = best.map(|(_, m)| m)?;
+    restore_names_from_print(&mut mrz.surname, lines);
+    restore_names_from_print(&mut mrz.given_names, lines);
+    Some(mrz)
+}
+
+/// Names are the one part of an MRZ no check digit protects, and OCR drops narrow letters from them (`SMITH` read
+/// `SMTH` between fillers). The same names are printed in the visual zone: where a printed line holds the MRZ
+/// name with up to [`MAX_DROPPED_LETTERS`] letters more, in order, the printed spelling is taken (as ICAO 9303
+/// has inspectors compare the two zones), and the field is marked corrected.
+fn restore_names_from_print(field: &mut Field<String>, lines: &[TextLine]) {
+    let Some(name) = field.value().cloned() else { return };
+    let wanted: Vec<char> = name.chars().filter(|c| *c != ' ').collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let printed = lines
+        .iter()
+        .map(|l| normalize_width(&l.text).to_uppercase())
+        .filter(|t| !t.contains('<'))
+        .map(|t| t.split(|c: char| !c.is_ascii_uppercase()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" "))
+        .filter(|t| {
+            let letters: Vec<char> = t.chars().filter(|c| *c != ' ').collect();
+            letters.len() > wanted.len()
+                && letters.len() <= wanted.len() + MAX_DROPPED_LETTERS
+                && is_subsequence(&wanted, &letters)
+        })
+        .min_by_key(String::len);
+    if let Some(printed) = printed {
+        let raw = field.raw.clone().unwrap_or_default();
+        *field = Field::corrected(printed, raw, field.confidence);
+    }
+}
+
+/// The most letters OCR may have dropped from an MRZ name for the printed name to replace it.
+const MAX_DROPPED_LETTERS: usize = 3;
+
+fn is_subsequence(needle: &[char], haystack: &[char]) -> bool {
+    let mut rest = haystack.iter();
+    needle.iter().all(|c| rest.any(|h| h == c))
 }
 
 fn score(m: &Mrz) -> usize {
@@ -953,5 +995,33 @@ mod tests {
         assert!(m.valid, "{m:?}");
         assert_eq!(m.document_number.value().unwrap(), "374294842");
         assert_eq!(m.lines[1], "5401093M2608123D<<<<<<<<<<<<<0");
+    }
+
+    #[test]
+    fn names_that_lost_letters_are_restored_from_the_printed_zone() {
+        let lines = lines(&[
+            "Surname",
+            "SMITH",
+            "Given names",
+            "INGRID",
+            "IDUSAFA111357947564091659<<<<<",
+            "9707140F3210123USA<<<<<<<<<<<6",
+            "SMTH<<NGRD<<<<<<<<<<<<<<<<<",
+        ]);
+        let m = parse_mrz_with_year(&lines, 2026).unwrap();
+        assert_eq!(m.surname.value().unwrap(), "SMITH");
+        assert_eq!(m.surname.status, crate::FieldStatus::Corrected);
+        assert_eq!(m.given_names.value().unwrap(), "INGRID");
+        // A printed word that is not the name with letters added changes nothing.
+        let m = parse_mrz_with_year(&lines[4..], 2026).unwrap();
+        assert_eq!(m.surname.value().unwrap(), "SMTH");
+        // `℃` is a filler and a C.
+        let swiss = crate::testutil::lines(&[
+            "<℃HE5426663202<<<<<<<<<<<<<<<",
+            "7402175M2602246℃HE<<<<<<<<<<<0",
+            "ANDERSON<<PIERRE<MARK<<<<<<<<<",
+        ]);
+        let m = parse_mrz_with_year(&swiss, 2026);
+        assert!(m.is_some_and(|m| m.issuing_state.value().is_some_and(|s| s == "CHE")));
     }
 }

@@ -518,7 +518,8 @@ mod tests {
     #[test]
     fn colours_map_to_facepp_codes() {
         let standard = PlateFormat::ChinaStandard;
-        let cases = [("蓝", 0), ("蓝牌", 0), ("blue", 0), ("黄色", 1), ("黑底白字", 2), ("白", 3), ("绿", 4), ("Green", 4)];
+        let cases =
+            [("蓝", 0), ("蓝牌", 0), ("blue", 0), ("黄色", 1), ("黑底白字", 2), ("白", 3), ("绿", 4), ("Green", 4)];
         for (name, code) in cases {
             let colour = PlateColor::from_name(name).unwrap();
             assert_eq!(facepp_color_code(colour, standard), code, "{name}");

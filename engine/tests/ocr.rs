@@ -275,3 +275,27 @@ fn a_missing_or_wrong_ocr_model_stops_start_up_with_the_fix() {
     let message = Engine::start(wrong).err().expect("refused").to_string();
     assert!(message.contains("softmax_11.tmp_0") && message.contains("fetch-models.sh"), "{message}");
 }
+
+/// Real photos: OpenCV's scene-text samples (Debian `opencv-doc`, fetched by scripts/fetch-models.sh). Signs at
+/// an angle, in daylight, in several fonts: the words a person reads on them are found (case and spaces aside).
+#[tokio::test]
+async fn reads_the_signs_in_real_scene_text_photos() {
+    let expected: [(&str, &[&str]); 5] = [
+        ("scenetext01", &["NOTICE", "DOUBLE", "PARKING", "PROHIBITED"]),
+        ("scenetext02", &["SPORTSCENTRE", "CONFERENCECENTRE", "CARPARKS"]),
+        ("scenetext03", &["COPYCENTRE"]),
+        ("scenetext05", &["NOPARKING"]),
+        ("scenetext06", &["GALLERIES"]),
+    ];
+    for (name, words) in expected {
+        let path = faceplate_engine::default_models_dir().join(format!("testdata/{name}.jpg"));
+        let bytes =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-models.sh", path.display()));
+        let output = engine().read_text(bytes).await.unwrap();
+        let read: String = output.lines.iter().map(|l| l.text.to_uppercase()).collect::<Vec<_>>().join("|");
+        let read = without_spaces(&read);
+        for word in words {
+            assert!(read.contains(word), "{name}: {word} not in {read}");
+        }
+    }
+}

@@ -145,9 +145,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(facepp_ocr::facepp_ocr_driver_licence),
     );
     cfg.service(
-        scope::scope("/imagepp/v1")
-            .service(facepp_ocr::facepp_recognize_text)
-            .service(plates::facepp_license_plate),
+        scope::scope("/imagepp/v1").service(facepp_ocr::facepp_recognize_text).service(plates::facepp_license_plate),
     );
     cfg.service(
         scope::scope("/admin/v1")

@@ -46,6 +46,7 @@ const USAGE: &str =
                   accuracy and speed (RapidOCR takes about half a second an image)
   --seed N        generator seed (default 2026)
   --kinds LIST    products (default id_front,id_back,mrz,bank_card,driver_licence,plate)
+  --sets LIST     clean, distorted or both (default clean,distorted)
   --no-peer       skip RapidOCR
   --failures N    print up to N wrong fields per product and set on stderr (ours)
   --inspect K:S:I read one image (e.g. mrz:clean:3) and print the rows and fields
@@ -59,6 +60,7 @@ struct Args {
     kinds: Vec<Kind>,
     peer: bool,
     failures: usize,
+    sets: Vec<Distortion>,
     inspect: Option<(Kind, Distortion, u32)>,
     venv: PathBuf,
     python: String,
@@ -73,6 +75,7 @@ fn args() -> Res<Args> {
         kinds: Kind::ALL.to_vec(),
         peer: true,
         failures: 0,
+        sets: Distortion::ALL.to_vec(),
         inspect: None,
         venv: home.join(".cache/faceplate/ocr-bench-venv"),
         python: "python3".into(),
@@ -93,6 +96,10 @@ fn args() -> Res<Args> {
             }
             "--no-peer" => args.peer = false,
             "--failures" => args.failures = value("--failures")?.parse()?,
+            "--sets" => {
+                args.sets =
+                    value("--sets")?.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|e| format!("{e}"))?
+            }
             "--inspect" => {
                 let spec = value("--inspect")?;
                 let parts: Vec<&str> = spec.split(':').collect();
@@ -606,7 +613,7 @@ fn main() -> Res<()> {
         return Ok(());
     }
     let mut measured = Vec::new();
-    for distortion in Distortion::ALL {
+    for distortion in args.sets.clone() {
         for &kind in &args.kinds {
             let started = Instant::now();
             let samples = generate(kind, distortion, args.seed, args.count)?;

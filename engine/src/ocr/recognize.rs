@@ -15,7 +15,7 @@ pub const SPEC: ModelSpec =
     ModelSpec { inputs: &[("x", &[-1, 3, -1, -1])], outputs: &[("softmax_11.tmp_0", &[-1, -1, CLASSES as i64])] };
 
 const HEIGHT: u32 = 48;
-const MIN_WIDTH: u32 = 320;
+const MIN_WIDTH: u32 = 48;
 
 /// The metadata key RapidOCR stores the dictionary under, one character per line.
 const CHARSET_KEY: &str = "character";

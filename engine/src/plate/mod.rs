@@ -28,6 +28,9 @@ use crate::runtime::{self, ModelSpec};
 /// CTC classes: 0 = blank, then the dictionary's 72 characters.
 const CLASSES: usize = 73;
 const HEIGHT: u32 = 32;
+/// The fewest characters, read with at least this confidence, that make a detected box a plate.
+const MIN_CHARACTERS: usize = 4;
+const MIN_READING_CONFIDENCE: f32 = 0.5;
 const MIN_WIDTH: u32 = 100;
 
 const REC_SPEC: ModelSpec = ModelSpec {
@@ -170,6 +173,13 @@ impl Plates {
                 plate_text,
                 general_text,
                 colour: colour::plate_colour(crop),
+            })
+            // A box where neither recogniser makes out a few characters is not a plate (headlights, grilles).
+            .filter(|p: &PlateReading| {
+                std::iter::once(&p.plate_text).chain(&p.general_text).any(|r| {
+                    r.confidence >= MIN_READING_CONFIDENCE
+                        && r.text.chars().filter(|c| c.is_alphanumeric()).count() >= MIN_CHARACTERS
+                })
             })
             .collect();
         Ok(PlateOutput { width: image.width(), height: image.height(), plates })

@@ -156,3 +156,110 @@ async fn facepp_card_endpoints_answer_in_face_plus_plus_shapes() {
     assert!(values.contains(&"JANE DOE"), "{values:?}");
     assert_eq!(text["result"][0]["position"].as_array().unwrap().len(), 4);
 }
+
+/// Seeded synthetic car scenes (faceplate-synth) with one mainland plate each, and their ground truth.
+fn chinese_plate_scenes(count: usize) -> Vec<(Vec<u8>, faceplate_synth::PlateTruth)> {
+    (0..)
+        .map(|i| {
+            faceplate_synth::generate(faceplate_synth::Kind::Plate, faceplate_synth::Distortion::Clean, 7, i).unwrap()
+        })
+        .filter(|s| s.truth.plates.len() == 1 && s.truth.plates[0].region == "china")
+        .take(count)
+        .map(|s| (s.image, s.truth.plates[0].clone()))
+        .collect()
+}
+
+/// The largest distance from a corner to the ground truth's, in pixels.
+fn corner_error(corners: &Value, truth: &[[f32; 2]; 4]) -> f32 {
+    let corners = corners.as_array().unwrap();
+    corners
+        .iter()
+        .zip(truth)
+        .map(|(c, t)| {
+            let (x, y) = (c[0].as_f64().unwrap() as f32, c[1].as_f64().unwrap() as f32);
+            ((x - t[0]).powi(2) + (y - t[1]).powi(2)).sqrt()
+        })
+        .fold(0.0, f32::max)
+}
+
+#[tokio::test]
+async fn car_scenes_give_their_plates_with_colour_and_corners() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    for (scene, truth) in chinese_plate_scenes(3) {
+        let body = post_image(&app, "/v1/plates/recognize", &token, &scene).await.expect(200).body;
+        let plate = &body["plates"][0];
+        assert_eq!(body["plates"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(plate["number"], truth.text.as_str(), "{body}");
+        assert_eq!(plate["status"], "valid");
+        assert!(plate["format"].as_str().unwrap().starts_with("china_"), "{body}");
+        assert_eq!(plate["color"], truth.color.as_str(), "{body}");
+        let error = corner_error(&plate["corners"], &truth.quad);
+        assert!(error < 12.0, "corners {} are {error:.1} px off {:?}", plate["corners"], truth.quad);
+        assert!(plate["confidence"].as_f64().unwrap() > 0.5, "{body}");
+    }
+
+    // A scene without a car: a clear error, not an empty success.
+    let blank = render::png(&image::RgbImage::from_pixel(640, 480, image::Rgb([120, 130, 140])));
+    let resp = post_image(&app, "/v1/plates/recognize", &token, &blank).await.expect(422);
+    assert_eq!(resp.body["error"]["code"], "NO_LICENSE_PLATE_FOUND");
+    assert!(resp.body["request_id"].is_string());
+
+    // Only known regions.
+    let (scene, _) = chinese_plate_scenes(1).remove(0);
+    let body = json!({
+        "image_base64": base64::engine::general_purpose::STANDARD.encode(&scene),
+        "region": "mars",
+    });
+    let resp = app.post("/v1/plates/recognize", &token, body).await.expect(400);
+    assert_eq!(resp.body["error"]["code"], "BAD_ARGUMENTS", "{}", resp.text);
+}
+
+/// Face++ `imagepp/v1/licenseplate`: `license_plate_number`, the Face++ colour code and `bound` corners; no
+/// plate is an empty `results` list, as in Face++.
+#[tokio::test]
+async fn facepp_license_plate_answers_in_face_plus_plus_shape() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("parking", None).await;
+    let key = app
+        .post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            faceplate_tests::OPERATOR_TOKEN,
+            json!({"name": "k", "scopes": ["ocr"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let call = |image: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("api_key", key["api_key"].as_str().unwrap().to_string())
+            .text("api_secret", key["api_secret"].as_str().unwrap().to_string())
+            .part("image_file", reqwest::multipart::Part::bytes(image).file_name("car.png"));
+        let request = app.client.post(app.url("/imagepp/v1/licenseplate")).multipart(form);
+        async move { faceplate_tests::read(request.send().await.unwrap()).await }
+    };
+    let (scene, truth) = chinese_plate_scenes(1).remove(0);
+    let body = call(scene).await.expect(200).body;
+    let result = &body["results"][0];
+    assert_eq!(result["license_plate_number"], truth.text.as_str(), "{body}");
+    // 0 blue, 1 yellow, 2 black, 3 white, 4 green, 5 small new-energy, 6 large new-energy.
+    let expected_code = match (truth.color.as_str(), truth.text.chars().count()) {
+        ("blue", _) => 0,
+        ("yellow", _) => 1,
+        ("black", _) => 2,
+        ("white", _) => 3,
+        ("green", 8) if matches!(truth.text.chars().nth(2), Some('D' | 'F')) => 5,
+        ("green", 8) => 6,
+        _ => 4,
+    };
+    assert_eq!(result["color"], expected_code, "{body}");
+    let bound = &result["bound"];
+    for (corner, t) in ["left_top", "right_top", "right_bottom", "left_bottom"].iter().zip(truth.quad) {
+        let (x, y) = (bound[corner]["x"].as_f64().unwrap() as f32, bound[corner]["y"].as_f64().unwrap() as f32);
+        assert!((x - t[0]).abs() < 12.0 && (y - t[1]).abs() < 12.0, "{corner}: {bound} vs {:?}", truth.quad);
+    }
+    assert!(body["request_id"].is_string() && body["time_used"].is_u64());
+
+    let blank = render::png(&image::RgbImage::from_pixel(640, 480, image::Rgb([120, 130, 140])));
+    assert_eq!(call(blank).await.expect(200).body["results"], json!([]));
+}
