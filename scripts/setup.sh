@@ -14,13 +14,18 @@ for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 command -v npm >/dev/null || missing+=(npm)
+if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 if ((${#missing[@]})); then
     echo "installing system packages: ${missing[*]}" >&2
-    if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
 
 command -v cargo >/dev/null || { echo "Rust is required: https://rustup.rs" >&2; exit 1; }
+
+# fetch-models.sh downloads one Debian package (opencv-doc, for real scene-text photos): apt needs its lists.
+if ! apt-cache show opencv-doc >/dev/null 2>&1; then
+    $sudo apt-get update -qq
+fi
 
 "$(dirname "$0")/fetch-models.sh" >/dev/null

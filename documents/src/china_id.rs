@@ -401,8 +401,7 @@ fn looks_like_number(text: &str) -> bool {
 fn unlabeled_before(segs: &[Segment<L>], label: L) -> Option<Found> {
     let at = segment::position(segs, label)?;
     let prev = segs.get(at.checked_sub(1)?)?;
-    (prev.label.is_none() && !prev.text.is_empty())
-        .then(|| Found { text: prev.text.clone(), confidence: prev.confidence })
+    (prev.label.is_none() && !prev.text.is_empty()).then(|| Found::new(prev.text.clone(), prev.confidence))
 }
 
 fn front_from(segs: &[Segment<L>], lines: &[TextLine]) -> IdCardFront {
@@ -416,9 +415,11 @@ fn front_from(segs: &[Segment<L>], lines: &[TextLine]) -> IdCardFront {
         let birth = segment::position(segs, L::Birth)?;
         let text: Vec<&Segment<L>> =
             segs[birth + 1..].iter().take_while(|s| s.label.is_none() && !looks_like_number(&s.text)).collect();
-        (!text.is_empty()).then(|| Found {
-            text: text.iter().map(|s| s.text.as_str()).collect(),
-            confidence: text.iter().map(|s| s.confidence).fold(1.0, f32::min),
+        (!text.is_empty()).then(|| {
+            Found::new(
+                text.iter().map(|s| s.text.as_str()).collect(),
+                text.iter().map(|s| s.confidence).fold(1.0, f32::min),
+            )
         })
     });
     let address = address_field(address_found.as_ref());
@@ -450,7 +451,16 @@ pub(crate) fn cross_check(
 
 pub(crate) fn name_field(found: Option<&Found>) -> Field<String> {
     let Some(found) = found else { return Field::missing() };
-    let name = found.text.trim_matches(|c: char| c == ':' || c == '.');
+    // Punctuation around the name (`「`) is read from the gap after the label; a letter or digit is not dropped.
+    let name = found.text.trim_matches(|c: char| !(is_cjk(c) || c == '·' || c.is_alphanumeric()));
+    // One character standing apart before a name of two or more is a mark read into the label's box (`姓名草
+    // 韩莉梅`): names are printed without spaces.
+    let name = match name.char_indices().nth(1) {
+        Some((second, _)) if found.first_word == 1 && name.chars().count() >= 3 && found.text.starts_with(name) => {
+            &name[second..]
+        }
+        _ => name,
+    };
     let ok = (1..=20).contains(&name.chars().count())
         && name.chars().all(|c| is_cjk(c) || c == '·')
         && name.chars().any(is_cjk)
@@ -465,7 +475,8 @@ pub(crate) fn name_field(found: Option<&Found>) -> Field<String> {
 
 pub(crate) fn sex_field(found: Option<&Found>) -> Field<Sex> {
     let Some(found) = found else { return Field::missing() };
-    let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
+    // Marks around the one character (`！男`) are read from the gap after the label.
+    let text = found.text.trim_matches(|c: char| !c.is_alphanumeric());
     let sex = match text {
         "男" | "M" | "m" => Sex::Male,
         "女" | "F" | "f" => Sex::Female,
@@ -829,5 +840,17 @@ mod tests {
         assert!(card.front.is_none() && card.back.is_none());
         let json = serde_json::to_value(&card).unwrap();
         assert_eq!(json["side"], "unknown");
+    }
+
+    #[test]
+    fn marks_read_into_the_label_box_are_not_part_of_the_value() {
+        let f = parse_id_card_front(&lines(&["姓名草 韩莉梅", "性别！ 男 民族汉", "公民身份号码"]));
+        assert_eq!(f.name.value.as_deref(), Some("韩莉梅"));
+        assert_eq!(f.sex.value, Some(Sex::Male));
+        let f = parse_id_card_front(&lines(&["姓名「 陶文家", "性别男 民族汉"]));
+        assert_eq!(f.name.value.as_deref(), Some("陶文家"));
+        // A two-character name keeps both, spaced or not; a name glued to its label is whole.
+        assert_eq!(parse_id_card_front(&lines(&["姓名 李 娜", "性别女"])).name.value.as_deref(), Some("李娜"));
+        assert_eq!(parse_id_card_front(&lines(&["姓名王小明", "性别男"])).name.value.as_deref(), Some("王小明"));
     }
 }

@@ -11,6 +11,9 @@ pub(crate) struct Segment<L> {
     pub label: Option<L>,
     /// Width-normalised text without whitespace.
     pub text: String,
+    /// Characters of `text` before the first place the OCR line had whitespace (0: none). A stray mark read
+    /// into a label's box stands apart from the value (`姓名草 韩莉梅`), which this tells.
+    pub first_word: usize,
     pub line: usize,
     pub confidence: f32,
 }
@@ -19,7 +22,15 @@ pub(crate) struct Segment<L> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Found {
     pub text: String,
+    /// As [`Segment::first_word`], for the first segment the value comes from.
+    pub first_word: usize,
     pub confidence: f32,
+}
+
+impl Found {
+    pub fn new(text: String, confidence: f32) -> Found {
+        Found { text, first_word: 0, confidence }
+    }
 }
 
 /// Splits every line at the label variants (matched case-insensitively for ASCII, longest match first).
@@ -32,10 +43,21 @@ pub(crate) fn segment<L: Copy + PartialEq>(lines: &[TextLine], labels: &[(L, &[&
     let mut out = Vec::new();
     for (index, line) in lines.iter().enumerate() {
         let chars: Vec<char> = compact(&line.text).chars().collect();
+        // Whether whitespace came before each of `chars` in the line.
+        let mut space_before = Vec::with_capacity(chars.len());
+        let mut pending = false;
+        for c in crate::text::normalize_width(&line.text).chars() {
+            if c.is_whitespace() {
+                pending = true;
+            } else {
+                space_before.push(std::mem::take(&mut pending));
+            }
+        }
         let lower: Vec<char> = chars.iter().map(|c| c.to_ascii_lowercase()).collect();
         let confidence = line.clamped_confidence();
         let mut current: Option<L> = None;
         let mut text = String::new();
+        let mut first_word = 0;
         let mut started = false;
         let mut i = 0;
         while i < chars.len() {
@@ -51,18 +73,23 @@ pub(crate) fn segment<L: Copy + PartialEq>(lines: &[TextLine], labels: &[(L, &[&
                     continue;
                 }
                 if started || !text.is_empty() {
-                    out.push(Segment { label: current, text: std::mem::take(&mut text), line: index, confidence });
+                    let text = std::mem::take(&mut text);
+                    out.push(Segment { label: current, text, first_word, line: index, confidence });
                 }
+                first_word = 0;
                 current = Some(*label);
                 started = true;
                 i += v.len();
             } else {
+                if first_word == 0 && !text.is_empty() && space_before.get(i).copied().unwrap_or(false) {
+                    first_word = text.chars().count();
+                }
                 text.push(chars[i]);
                 i += 1;
             }
         }
         if started || !text.is_empty() {
-            out.push(Segment { label: current, text, line: index, confidence });
+            out.push(Segment { label: current, text, first_word, line: index, confidence });
         }
     }
     out
@@ -81,10 +108,14 @@ pub(crate) fn value_of<L: Copy + PartialEq>(segs: &[Segment<L>], label: L) -> Op
     }
     let seg = &segs[at];
     if !seg.text.is_empty() {
-        return Some(Found { text: seg.text.clone(), confidence: seg.confidence });
+        return Some(Found { text: seg.text.clone(), first_word: seg.first_word, confidence: seg.confidence });
     }
     let next = segs.get(at + 1).filter(|n| n.label.is_none() && !n.text.is_empty())?;
-    Some(Found { text: next.text.clone(), confidence: next.confidence.min(seg.confidence) })
+    Some(Found {
+        text: next.text.clone(),
+        first_word: next.first_word,
+        confidence: next.confidence.min(seg.confidence),
+    })
 }
 
 /// The text after `label` plus every following unlabeled segment, until the next label or a segment for which
@@ -96,6 +127,7 @@ pub(crate) fn continued_value<L: Copy + PartialEq>(
 ) -> Option<Found> {
     let at = segs.iter().position(|s| is(s, label))?;
     let mut text = segs[at].text.clone();
+    let first_word = segs[at].first_word;
     let mut confidence = segs[at].confidence;
     for seg in &segs[at + 1..] {
         if seg.label.is_some() || stop(&seg.text) {
@@ -104,7 +136,7 @@ pub(crate) fn continued_value<L: Copy + PartialEq>(
         text.push_str(&seg.text);
         confidence = confidence.min(seg.confidence);
     }
-    if text.is_empty() { None } else { Some(Found { text, confidence }) }
+    if text.is_empty() { None } else { Some(Found { text, first_word, confidence }) }
 }
 
 /// Index of the first segment with `label`.
