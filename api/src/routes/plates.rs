@@ -19,6 +19,7 @@ use crate::context::Meta;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
 use crate::routes::facepp::{authenticate_for, context};
+use crate::routes::facepp_ocr::FaceppOcrForm;
 use crate::routes::faces::reject_unknown;
 use crate::state::AppState;
 
@@ -193,18 +194,6 @@ async fn read(state: &AppState, image: Vec<u8>) -> Result<PlateOutput, ApiError>
     Ok(state.engine.read_plates(image, PlateSettings::default()).await?)
 }
 
-/// Face++ form fields for `licenseplate`.
-#[derive(ToSchema)]
-#[allow(dead_code)] // documents the request; the handler reads the fields itself
-pub struct FaceppPlateForm {
-    api_key: String,
-    api_secret: String,
-    #[schema(format = Binary, content_media_type = "application/octet-stream")]
-    image_file: Option<String>,
-    image_base64: Option<String>,
-    image_url: Option<String>,
-}
-
 #[derive(Serialize, ToSchema)]
 pub struct FaceppPlates {
     pub request_id: String,
@@ -220,7 +209,7 @@ pub struct FaceppPlates {
 #[utoipa::path(
     tag = "facepp",
     security(("facepp_api_key" = [], "facepp_api_secret" = []), ("api_key" = ["ocr"])),
-    request_body(content((FaceppPlateForm = "multipart/form-data"), (FaceppPlateForm = "application/x-www-form-urlencoded"))),
+    request_body(content((FaceppOcrForm = "multipart/form-data"), (FaceppOcrForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "The plates (none: an empty list)", body = FaceppPlates),
         (status = 400, description = "`MISSING_ARGUMENTS`, image errors", body = ErrorEnvelope),

@@ -106,11 +106,13 @@ async fn text_without_a_document_and_the_scope_rules() {
     );
 }
 
-/// The Face++-compatible card endpoints: Face++ field names; no card is an empty list, as in Face++.
-#[tokio::test]
-async fn facepp_card_endpoints_answer_in_face_plus_plus_shapes() {
-    let app = TestApp::spawn().await;
-    let tenant = app.create_tenant("acme", None).await;
+/// A Face++ caller for a new tenant with an `ocr` key: `call(path, image)` posts the image as `image_file` with
+/// the key's `api_key` and `api_secret` form fields, as Face++ clients do.
+async fn facepp_ocr_caller<'a>(
+    app: &'a TestApp,
+    tenant: &str,
+) -> impl Fn(&'static str, Vec<u8>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Resp> + 'a>> + 'a {
+    let tenant = app.create_tenant(tenant, None).await;
     let key = app
         .post(
             &format!("/admin/v1/tenants/{tenant}/keys"),
@@ -120,16 +122,23 @@ async fn facepp_card_endpoints_answer_in_face_plus_plus_shapes() {
         .await
         .expect(201)
         .body;
-    let form = |image: Vec<u8>| {
-        reqwest::multipart::Form::new()
-            .text("api_key", key["api_key"].as_str().unwrap().to_string())
-            .text("api_secret", key["api_secret"].as_str().unwrap().to_string())
-            .part("image_file", reqwest::multipart::Part::bytes(image).file_name("card.png"))
-    };
-    let call = |path: &'static str, image: Vec<u8>| {
-        let request = app.client.post(app.url(path)).multipart(form(image));
-        async move { faceplate_tests::read(request.send().await.unwrap()).await }
-    };
+    let (api_key, api_secret) =
+        (key["api_key"].as_str().unwrap().to_string(), key["api_secret"].as_str().unwrap().to_string());
+    move |path, image| {
+        let form = reqwest::multipart::Form::new()
+            .text("api_key", api_key.clone())
+            .text("api_secret", api_secret.clone())
+            .part("image_file", reqwest::multipart::Part::bytes(image).file_name("image.png"));
+        let request = app.client.post(app.url(path)).multipart(form);
+        Box::pin(async move { faceplate_tests::read(request.send().await.unwrap()).await })
+    }
+}
+
+/// The Face++-compatible card endpoints: Face++ field names; no card is an empty list, as in Face++.
+#[tokio::test]
+async fn facepp_card_endpoints_answer_in_face_plus_plus_shapes() {
+    let app = TestApp::spawn().await;
+    let call = facepp_ocr_caller(&app, "acme").await;
 
     let card =
         render::id_card_front("李四", "女", "回", "1985年12月1日", "上海市黄浦区人民大道200号", "310101198512010028");
@@ -220,24 +229,8 @@ async fn car_scenes_give_their_plates_with_colour_and_corners() {
 #[tokio::test]
 async fn facepp_license_plate_answers_in_face_plus_plus_shape() {
     let app = TestApp::spawn().await;
-    let tenant = app.create_tenant("parking", None).await;
-    let key = app
-        .post(
-            &format!("/admin/v1/tenants/{tenant}/keys"),
-            faceplate_tests::OPERATOR_TOKEN,
-            json!({"name": "k", "scopes": ["ocr"]}),
-        )
-        .await
-        .expect(201)
-        .body;
-    let call = |image: Vec<u8>| {
-        let form = reqwest::multipart::Form::new()
-            .text("api_key", key["api_key"].as_str().unwrap().to_string())
-            .text("api_secret", key["api_secret"].as_str().unwrap().to_string())
-            .part("image_file", reqwest::multipart::Part::bytes(image).file_name("car.png"));
-        let request = app.client.post(app.url("/imagepp/v1/licenseplate")).multipart(form);
-        async move { faceplate_tests::read(request.send().await.unwrap()).await }
-    };
+    let facepp = facepp_ocr_caller(&app, "parking").await;
+    let call = |image: Vec<u8>| facepp("/imagepp/v1/licenseplate", image);
     let (scene, truth) = chinese_plate_scenes(1).remove(0);
     let body = call(scene).await.expect(200).body;
     let result = &body["results"][0];
