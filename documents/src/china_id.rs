@@ -509,6 +509,14 @@ pub(crate) fn date_field(found: Option<&Found>) -> Field<NaiveDate> {
 pub(crate) fn address_field(found: Option<&Found>) -> Field<String> {
     let Some(found) = found else { return Field::missing() };
     let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
+    // A mainland address starts with a Chinese character: Latin letters before one are a misread English
+    // sub-label (`Addrss辽宁省...` for `Address`).
+    let text = match text.find(is_cjk) {
+        Some(start) if text[..start].chars().all(|c| c.is_ascii_alphabetic() || matches!(c, '.' | ':')) => {
+            &text[start..]
+        }
+        _ => text,
+    };
     if text.chars().filter(|c| is_cjk(*c)).count() >= 4 {
         Field::valid(text.to_string(), &found.text, found.confidence)
     } else {
@@ -852,5 +860,11 @@ mod tests {
         // A two-character name keeps both, spaced or not; a name glued to its label is whole.
         assert_eq!(parse_id_card_front(&lines(&["姓名 李 娜", "性别女"])).name.value.as_deref(), Some("李娜"));
         assert_eq!(parse_id_card_front(&lines(&["姓名王小明", "性别男"])).name.value.as_deref(), Some("王小明"));
+    }
+
+    #[test]
+    fn a_misread_english_label_is_not_part_of_the_address() {
+        let f = parse_id_card_front(&lines(&["住址Addrss辽宁省沈阳市和平区青松路230号", "公民身份号码"]));
+        assert_eq!(f.address.value.as_deref(), Some("辽宁省沈阳市和平区青松路230号"));
     }
 }

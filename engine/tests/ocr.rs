@@ -299,3 +299,4 @@ async fn reads_the_signs_in_real_scene_text_photos() {
         }
     }
 }
+

@@ -100,6 +100,9 @@ pub struct OcrSettings {
     pub angle_threshold: f32,
     /// Lines read with a lower confidence are dropped (RapidOCR's `text_score`, 0.5).
     pub min_confidence: f32,
+    /// A page whose text runs more than this many degrees off a quarter turn is straightened and found again
+    /// (5; 0 turns it off).
+    pub straighten_above: f32,
 }
 
 impl Default for OcrSettings {
@@ -115,6 +118,7 @@ impl Default for OcrSettings {
             classify_angle: true,
             angle_threshold: 0.9,
             min_confidence: 0.5,
+            straighten_above: 5.0,
         }
     }
 }
@@ -168,59 +172,90 @@ impl Ocr {
     }
 
     /// [`Ocr::read`], with the time each stage took.
+    ///
+    /// A page photographed at a slant (more than [`OcrSettings::straighten_above`] degrees off a quarter turn)
+    /// is found again on a straightened copy: the detector and recogniser were trained on level text, and on
+    /// slanted cards the detector missed whole rows. Quads are mapped back to the image as given.
     pub fn read_timed(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
         let mut timings = OcrTimings::default();
-        let started = Instant::now();
-        let (mut quads, mut crops, mut vertical) = (Vec::new(), Vec::new(), Vec::new());
-        for quad in self.detect(image, settings)? {
-            if let Some((crop, turned_quarter)) = crop::crop(image, &quad) {
-                quads.push(quad);
-                crops.push(crop);
-                vertical.push(turned_quarter);
-            }
-        }
-        timings.detect = started.elapsed();
-        let upside_down = if settings.classify_angle {
+        let mut found = self.find_lines(image, settings, &mut timings)?;
+        let slant = off_quarter(page_angle(found.direction(|i| f64::from(found.crops[i].width()))));
+        let mut straightened = None;
+        if settings.straighten_above > 0.0 && slant.abs() > settings.straighten_above {
             let started = Instant::now();
-            let mut turned = self.classify(&mut crops, settings.angle_threshold)?;
-            page_orientation(&mut crops, &mut turned, &vertical);
-            timings.classify = started.elapsed();
-            turned
-        } else {
-            vec![false; crops.len()]
-        };
+            let turn = Turn::new(image.width(), image.height(), -slant);
+            let level = turn.apply(image);
+            timings.detect += started.elapsed();
+            found = self.find_lines(&level, settings, &mut timings)?;
+            straightened = Some(turn);
+        }
         let started = Instant::now();
-        let read = self.recognize(&crops)?;
+        let read = self.recognize(&found.crops)?;
         timings.recognize = started.elapsed();
-        let (mut lines, mut direction) = (Vec::new(), [0.0f64; 2]);
-        for (((quad, (text, confidence)), vertical), upside_down) in
-            quads.into_iter().zip(read).zip(vertical).zip(upside_down)
-        {
+        let mut kept = Vec::new();
+        let mut lines = Vec::new();
+        for (i, (text, confidence)) in read.into_iter().enumerate() {
             let text = text.trim();
             if text.is_empty() || confidence < settings.min_confidence {
                 continue;
             }
-            // The way the line reads in the image: along its top edge, or down its left edge when straightening
-            // turned it a quarter counter-clockwise, reversed when the classifier turned it over. Votes count
-            // characters, so a stray tall box around one letter does not outweigh a line.
-            let (from, to) = if vertical { (quad[0], quad[3]) } else { (quad[0], quad[1]) };
-            let (dx, dy) = (f64::from(to[0] - from[0]), f64::from(to[1] - from[1]));
-            let length = dx.hypot(dy).max(f64::EPSILON);
-            let weight = text.chars().count() as f64 * if upside_down { -1.0 } else { 1.0 };
-            direction = [direction[0] + weight * dx / length, direction[1] + weight * dy / length];
-            lines.push(TextLine { text: text.to_string(), confidence, quad });
+            kept.push((i, text.chars().count() as f64));
+            lines.push(TextLine { text: text.to_string(), confidence, quad: found.quads[i] });
         }
-        let angle = page_angle(direction);
-        let rotation = ((angle / 90.0).round() as u16 % 4) * 90;
-        let (lines, rows) = order::reading_order(lines, angle, image.width(), image.height());
+        // Votes count characters, so a stray tall box around one letter does not outweigh a line.
+        let weights: std::collections::HashMap<usize, f64> = kept.into_iter().collect();
+        let angle = page_angle(found.direction(|i| weights.get(&i).copied().unwrap_or(0.0)));
+        let (width, height) = straightened.as_ref().map_or(image.dimensions(), |t| (t.width, t.height));
+        let (mut lines, mut rows) = order::reading_order(lines, angle, width, height);
+        let mut total = angle;
+        if let Some(turn) = &straightened {
+            for line in &mut lines {
+                line.quad = line.quad.map(|p| turn.back(p));
+            }
+            for row in &mut rows {
+                row.quad = row.quad.map(|p| turn.back(p));
+            }
+            total = (angle + turn.degrees_back()).rem_euclid(360.0);
+        }
+        let rotation = ((total / 90.0).round() as u16 % 4) * 90;
         tracing::debug!(
             lines = lines.len(),
+            straightened = straightened.is_some(),
             detect_ms = timings.detect.as_secs_f64() * 1e3,
             classify_ms = timings.classify.as_secs_f64() * 1e3,
             recognize_ms = timings.recognize.as_secs_f64() * 1e3,
             "ocr"
         );
         Ok((OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation }, timings))
+    }
+
+    /// Detects the lines, cuts them out and turns them the right way up (everything but recognition).
+    fn find_lines(
+        &mut self,
+        image: &RgbImage,
+        settings: &OcrSettings,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<Found> {
+        let started = Instant::now();
+        let mut found = Found::default();
+        for quad in self.detect(image, settings)? {
+            if let Some((crop, turned_quarter)) = crop::crop(image, &quad) {
+                found.quads.push(quad);
+                found.crops.push(crop);
+                found.vertical.push(turned_quarter);
+            }
+        }
+        timings.detect += started.elapsed();
+        found.upside_down = if settings.classify_angle {
+            let started = Instant::now();
+            let mut turned = self.classify(&mut found.crops, settings.angle_threshold)?;
+            page_orientation(&mut found.crops, &mut turned, &found.vertical);
+            timings.classify += started.elapsed();
+            turned
+        } else {
+            vec![false; found.crops.len()]
+        };
+        Ok(found)
     }
 
     /// The text lines' quads (detection only).
@@ -236,6 +271,104 @@ impl Ocr {
     /// Reads each crop (one text line): text and confidence.
     pub fn recognize(&mut self, crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
         recognize::recognize(&mut self.recognizer, &self.charset, crops)
+    }
+}
+
+/// Lines found and cut out, the right way up, not yet read.
+#[derive(Default)]
+struct Found {
+    quads: Vec<Quad>,
+    crops: Vec<RgbImage>,
+    /// Straightening turned the crop a quarter counter-clockwise (the line runs down the image).
+    vertical: Vec<bool>,
+    /// The classifier turned the crop over.
+    upside_down: Vec<bool>,
+}
+
+impl Found {
+    /// The sum of the lines' reading directions, each a unit vector times `weight(index)`. A line reads along its
+    /// top edge, or down its left edge when straightening turned it a quarter, reversed when it was turned over.
+    fn direction(&self, weight: impl Fn(usize) -> f64) -> [f64; 2] {
+        let mut sum = [0.0f64; 2];
+        for (i, quad) in self.quads.iter().enumerate() {
+            let (from, to) = if self.vertical[i] { (quad[0], quad[3]) } else { (quad[0], quad[1]) };
+            let (dx, dy) = (f64::from(to[0] - from[0]), f64::from(to[1] - from[1]));
+            let length = dx.hypot(dy).max(f64::EPSILON);
+            let w = weight(i) * if self.upside_down[i] { -1.0 } else { 1.0 };
+            sum = [sum[0] + w * dx / length, sum[1] + w * dy / length];
+        }
+        sum
+    }
+}
+
+/// How far an angle is from the nearest quarter turn, in -45..45 degrees.
+fn off_quarter(degrees: f32) -> f32 {
+    degrees - (degrees / 90.0).round() * 90.0
+}
+
+/// Turning an image about its centre onto a canvas large enough to hold all of it.
+struct Turn {
+    /// Clockwise, degrees.
+    degrees: f32,
+    source: (u32, u32),
+    width: u32,
+    height: u32,
+}
+
+impl Turn {
+    fn new(width: u32, height: u32, degrees: f32) -> Turn {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let (w, h) = (width as f32, height as f32);
+        let new_width = (w * cos.abs() + h * sin.abs()).ceil() as u32;
+        let new_height = (w * sin.abs() + h * cos.abs()).ceil() as u32;
+        Turn { degrees, source: (width, height), width: new_width.max(1), height: new_height.max(1) }
+    }
+
+    /// A point turned by `degrees` clockwise about `from` (a centre), placed about `to`.
+    fn rotate(p: [f32; 2], degrees: f32, from: [f32; 2], to: [f32; 2]) -> [f32; 2] {
+        let (sin, cos) = degrees.to_radians().sin_cos();
+        let (x, y) = (p[0] - from[0], p[1] - from[1]);
+        [to[0] + x * cos - y * sin, to[1] + x * sin + y * cos]
+    }
+
+    fn centres(&self) -> ([f32; 2], [f32; 2]) {
+        let source = [self.source.0 as f32 / 2.0, self.source.1 as f32 / 2.0];
+        (source, [self.width as f32 / 2.0, self.height as f32 / 2.0])
+    }
+
+    /// A point of the turned image in the original.
+    fn back(&self, p: [f32; 2]) -> [f32; 2] {
+        let (source, turned) = self.centres();
+        let [x, y] = Self::rotate(p, -self.degrees, turned, source);
+        [x.clamp(0.0, self.source.0 as f32), y.clamp(0.0, self.source.1 as f32)]
+    }
+
+    /// The angle that undoes the turn.
+    fn degrees_back(&self) -> f32 {
+        -self.degrees
+    }
+
+    /// The turned image (bilinear; white where the original does not reach).
+    fn apply(&self, image: &RgbImage) -> RgbImage {
+        let (source, turned) = self.centres();
+        let (max_x, max_y) = (image.width() as f32 - 1.0, image.height() as f32 - 1.0);
+        RgbImage::from_fn(self.width, self.height, |x, y| {
+            let [sx, sy] = Self::rotate([x as f32 + 0.5, y as f32 + 0.5], -self.degrees, turned, source);
+            let (sx, sy) = (sx - 0.5, sy - 0.5);
+            if sx < 0.0 || sy < 0.0 || sx > max_x || sy > max_y {
+                return image::Rgb([255, 255, 255]);
+            }
+            let (x0, y0) = (sx.floor() as u32, sy.floor() as u32);
+            let (x1, y1) = ((x0 + 1).min(image.width() - 1), (y0 + 1).min(image.height() - 1));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let (a, b, c, d) =
+                (image.get_pixel(x0, y0), image.get_pixel(x1, y0), image.get_pixel(x0, y1), image.get_pixel(x1, y1));
+            image::Rgb(std::array::from_fn(|k| {
+                let top = f32::from(a[k]) * (1.0 - fx) + f32::from(b[k]) * fx;
+                let bottom = f32::from(c[k]) * (1.0 - fx) + f32::from(d[k]) * fx;
+                (top * (1.0 - fy) + bottom * fy).round() as u8
+            }))
+        })
     }
 }
 
@@ -327,4 +460,30 @@ pub(crate) fn normalized_bgr(images: &[&RgbImage], width: u32, height: u32) -> E
         }
     }
     Array4::from_shape_vec((images.len(), 3, h, w), data).map_err(|e| EngineError::Runtime(format!("input: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_turned_image_holds_all_of_the_original_and_points_map_back() {
+        let image = RgbImage::from_fn(200, 100, |x, y| image::Rgb([(x % 256) as u8, y as u8, 0]));
+        let turn = Turn::new(200, 100, 30.0);
+        // The canvas holds the turned rectangle: 200 cos 30 + 100 sin 30 wide.
+        assert_eq!((turn.width, turn.height), (224, 187));
+        let turned = turn.apply(&image);
+        // The original's centre pixel lands at the canvas centre, and maps back there.
+        let centre = turned.get_pixel(112, 93);
+        assert!(centre[0].abs_diff(100) <= 2 && centre[1].abs_diff(50) <= 2, "{centre:?}");
+        let [x, y] = turn.back([112.0, 93.5]);
+        assert!((x - 100.0).abs() < 1.0 && (y - 50.0).abs() < 1.0, "{x} {y}");
+        // A corner of the original: turned 30° clockwise about the centre, then back.
+        let corner = Turn::rotate([0.0, 0.0], 30.0, [100.0, 50.0], [112.0, 93.5]);
+        let [x, y] = turn.back(corner);
+        assert!(x.abs() < 0.01 && y.abs() < 0.01, "{x} {y}");
+        assert_eq!(off_quarter(100.0), 10.0);
+        assert_eq!(off_quarter(-170.0), 10.0);
+        assert_eq!(off_quarter(44.0), 44.0);
+    }
 }
