@@ -299,4 +299,3 @@ async fn reads_the_signs_in_real_scene_text_photos() {
         }
     }
 }
-
