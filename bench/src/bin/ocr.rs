@@ -47,6 +47,7 @@ const USAGE: &str =
   --seed N        generator seed (default 2026)
   --kinds LIST    products (default id_front,id_back,mrz,bank_card,driver_licence,plate)
   --sets LIST     clean, distorted or both (default clean,distorted)
+  --report FILE   also write the report so far to FILE after each product and set
   --no-peer       skip RapidOCR
   --failures N    print up to N wrong fields per product and set on stderr (ours)
   --inspect K:S:I read one image (e.g. mrz:clean:3) and print the rows and fields
@@ -61,6 +62,7 @@ struct Args {
     peer: bool,
     failures: usize,
     sets: Vec<Distortion>,
+    report: Option<PathBuf>,
     inspect: Option<(Kind, Distortion, u32)>,
     venv: PathBuf,
     python: String,
@@ -76,6 +78,7 @@ fn args() -> Res<Args> {
         peer: true,
         failures: 0,
         sets: Distortion::ALL.to_vec(),
+        report: None,
         inspect: None,
         venv: home.join(".cache/faceplate/ocr-bench-venv"),
         python: "python3".into(),
@@ -96,6 +99,7 @@ fn args() -> Res<Args> {
             }
             "--no-peer" => args.peer = false,
             "--failures" => args.failures = value("--failures")?.parse()?,
+            "--report" => args.report = Some(value("--report")?.into()),
             "--sets" => {
                 args.sets =
                     value("--sets")?.split(',').map(str::parse).collect::<Result<_, _>>().map_err(|e| format!("{e}"))?
@@ -444,23 +448,38 @@ fn per_second(run: &Run) -> f64 {
     run.results.len() as f64 / run.wall.as_secs_f64().max(1e-9)
 }
 
-fn report(measured: &[Measured], args: &Args, workers: usize) {
-    println!("# OCR benchmark: Faceplate vs RapidOCR 1.4.4\n");
-    println!(
+/// Appends one formatted line to a report.
+macro_rules! line {
+    ($out:expr, $($arg:tt)*) => {{
+        $out.push_str(&format!($($arg)*));
+        $out.push('\n');
+    }};
+}
+
+/// The Markdown report of the sets measured so far.
+fn report(measured: &[Measured], args: &Args, workers: usize) -> String {
+    let mut out = String::new();
+    line!(out, "# OCR benchmark: Faceplate vs RapidOCR 1.4.4\n");
+    line!(
+        out,
         "{} images per product and set, seed {}; {} inference threads; RapidOCR with ONNX Runtime's default threads.\n",
-        args.count, args.seed, workers
+        args.count,
+        args.seed,
+        workers
     );
-    println!("## Accuracy: fields exactly right\n");
-    println!(
+    line!(out, "## Accuracy: fields exactly right\n");
+    line!(
+        out,
         "Ours on all {} images of a set; ours and RapidOCR side by side on the first {} (the same images).\n",
         args.count,
         args.peer_count.min(args.count)
     );
-    println!(
+    line!(
+        out,
         "| product | field | clean: ours | clean: ours / RapidOCR, first {n} | distorted: ours | distorted: ours / RapidOCR, first {n} |",
         n = args.peer_count.min(args.count)
     );
-    println!("|---|---|---|---|---|---|");
+    line!(out, "|---|---|---|---|---|---|");
     for kind in &args.kinds {
         let sets: Vec<&Measured> = measured.iter().filter(|m| m.kind == *kind).collect();
         let Some(first) = sets.first() else { continue };
@@ -481,22 +500,25 @@ fn report(measured: &[Measured], args: &Args, workers: usize) {
         for field in fields.iter().map(|f| Some(f.as_str())).chain([None]) {
             let (c_all, c_side) = cells(clean, field);
             let (d_all, d_side) = cells(distorted, field);
-            println!(
+            line!(
+                out,
                 "| {} | {} | {c_all} | {c_side} | {d_all} | {d_side} |",
                 kind.name(),
                 field.unwrap_or("**all fields**"),
             );
         }
     }
-    println!(
+    line!(
+        out,
         "\n## Speed\n\nOne at a time: the first {} images of each set, the same for both. In flight: all {} images.\n",
         args.peer_count.min(args.count),
         args.count
     );
-    println!(
+    line!(
+        out,
         "| product | set | ours p50 | RapidOCR p50 | ours img/s, 1 at a time | RapidOCR img/s | ratio | ours img/s, {workers} in flight | ratio |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    line!(out, "|---|---|---|---|---|---|---|---|---|");
     let (mut ours_total, mut ours_par_total, mut peer_total) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let (mut images, mut par_images) = (0usize, 0usize);
     for m in measured {
@@ -517,7 +539,8 @@ fn report(measured: &[Measured], args: &Args, workers: usize) {
             }
             None => ("-".into(), "-".into(), "-".into(), "-".into()),
         };
-        println!(
+        line!(
+            out,
             "| {} | {} | {:.0} ms | {peer_p50} | {:.2} | {peer_rate} | {r1} | {:.2} | {r2} |",
             m.kind.name(),
             m.distortion.name(),
@@ -529,7 +552,8 @@ fn report(measured: &[Measured], args: &Args, workers: usize) {
     let rate = |d: Duration| images as f64 / d.as_secs_f64().max(1e-9);
     let par_rate = par_images as f64 / ours_par_total.as_secs_f64().max(1e-9);
     if peer_total > Duration::ZERO {
-        println!(
+        line!(
+            out,
             "\nAll images: ours {:.2} img/s one at a time, {:.2} img/s with {workers} in flight; RapidOCR {:.2} img/s. \
              Ratios {:.2}x and {:.2}x.",
             rate(ours_total),
@@ -539,6 +563,7 @@ fn report(measured: &[Measured], args: &Args, workers: usize) {
             par_rate / rate(peer_total)
         );
     }
+    out
 }
 
 fn generate(kind: Kind, distortion: Distortion, seed: u64, count: u32) -> Res<Vec<Sample>> {
@@ -662,9 +687,13 @@ fn main() -> Res<()> {
                 }
             }
             measured.push(Measured { kind, distortion, truths, ours_parallel, ours_sequential, peer: peer_run });
+            if let Some(path) = &args.report {
+                // The report so far, so a long run that is stopped still says what it measured.
+                std::fs::write(path, report(&measured, &args, workers))?;
+            }
             std::fs::remove_dir_all(&dir)?;
         }
     }
-    report(&measured, &args, workers);
+    print!("{}", report(&measured, &args, workers));
     Ok(())
 }
