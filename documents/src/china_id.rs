@@ -358,7 +358,8 @@ const LABELS: &[(L, &[&str])] = &[
     (L::Birth, &["出生", "出生日期"]),
     (L::Address, &["住址"]),
     (L::IdNumber, &["公民身份号码", "公民身份号", "身份号码", "身份证号码", "身份证号"]),
-    (L::Authority, &["签发机关"]),
+    // The detector often cuts `签发机关` before its last character, which then leads the value (`关北京市...`).
+    (L::Authority, &["签发机关", "签发机"]),
     (L::Validity, &["有效期限", "有效期"]),
     (L::Title, &["中华人民共和国", "居民身份证"]),
 ];
@@ -529,6 +530,8 @@ fn back_from(segs: &[Segment<L>]) -> IdCardBack {
         None => Field::missing(),
         Some(found) => {
             let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
+            // No authority's name starts with 关: it is the label's last character.
+            let text = text.strip_prefix('关').unwrap_or(text);
             let ok = text.chars().count() >= 4
                 && text.chars().all(is_cjk)
                 && (text.contains("公安") || text.ends_with('局'));
@@ -866,5 +869,12 @@ mod tests {
     fn a_misread_english_label_is_not_part_of_the_address() {
         let f = parse_id_card_front(&lines(&["住址Addrss辽宁省沈阳市和平区青松路230号", "公民身份号码"]));
         assert_eq!(f.address.value.as_deref(), Some("辽宁省沈阳市和平区青松路230号"));
+    }
+
+    #[test]
+    fn a_label_cut_before_its_last_character_still_labels_the_authority() {
+        let card = parse_id_card(&lines(&["签发机 关郑州市公安局金水分局", "有效期限2014.05.21-2024.05.21"]));
+        let back = card.back.unwrap();
+        assert_eq!(back.issuing_authority.value.as_deref(), Some("郑州市公安局金水分局"));
     }
 }
