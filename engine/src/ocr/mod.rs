@@ -192,19 +192,19 @@ impl Ocr {
         let started = Instant::now();
         let read = self.recognize(&found.crops)?;
         timings.recognize = started.elapsed();
-        let mut kept = Vec::new();
+        // Per cut-out line, the characters read from it (0 for a line dropped).
+        let mut characters = vec![0.0f64; found.crops.len()];
         let mut lines = Vec::new();
         for (i, (text, confidence)) in read.into_iter().enumerate() {
             let text = text.trim();
             if text.is_empty() || confidence < settings.min_confidence {
                 continue;
             }
-            kept.push((i, text.chars().count() as f64));
+            characters[i] = text.chars().count() as f64;
             lines.push(TextLine { text: text.to_string(), confidence, quad: found.quads[i] });
         }
         // Votes count characters, so a stray tall box around one letter does not outweigh a line.
-        let weights: std::collections::HashMap<usize, f64> = kept.into_iter().collect();
-        let angle = page_angle(found.direction(|i| weights.get(&i).copied().unwrap_or(0.0)));
+        let angle = page_angle(found.direction(|i| characters[i]));
         let (width, height) = straightened.as_ref().map_or(image.dimensions(), |t| (t.width, t.height));
         let (mut lines, mut rows) = order::reading_order(lines, angle, width, height);
         let mut total = angle;
