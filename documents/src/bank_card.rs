@@ -296,11 +296,17 @@ struct NumberCandidate {
     digits: String,
     raw: String,
     changed: bool,
+    /// Part of a longer run of digit groups, never taken as the number: one in ten prefixes of a misread number
+    /// passes the Luhn check.
+    partial: bool,
+    /// A digit seen twice across a gap was dropped ([`gap_repairs`]).
+    repaired: bool,
     confidence: f32,
     line: usize,
 }
 
-/// Runs of consecutive digit tokens in each line, and across a line break when both lines are all digits.
+/// Runs of consecutive digit tokens in each line, and across a line break when both lines are all digits, with
+/// the gap repairs of [`gap_repairs`] for whole runs.
 fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
     let tokenised: Vec<Vec<Token>> = lines
         .iter()
@@ -308,20 +314,39 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
         .collect();
     let mut out = Vec::new();
     let mut push_runs = |tokens: &[Token], confidence: f32, line: usize| {
+        let is_digits = |i: usize| tokens.get(i).is_some_and(|t| t.1.is_some());
         for start in 0..tokens.len() {
-            let mut digits = String::new();
+            let mut groups: Vec<&str> = Vec::new();
             let mut raw = Vec::new();
             let mut changed = false;
-            for (text, digit) in &tokens[start..] {
+            for (offset, (text, digit)) in tokens[start..].iter().enumerate() {
                 let Some((d, c)) = digit else { break };
-                digits.push_str(d);
+                groups.push(d);
                 raw.push(text.as_str());
                 changed |= *c;
-                if digits.len() > 19 {
+                let digits = groups.concat();
+                if digits.len() > 20 {
                     break;
                 }
-                if digits.len() >= 13 {
-                    out.push(NumberCandidate { digits: digits.clone(), raw: raw.join(" "), changed, confidence, line });
+                let partial = (start > 0 && is_digits(start - 1)) || is_digits(start + offset + 1);
+                if !partial {
+                    for repaired_digits in gap_repairs(&groups) {
+                        let raw = raw.join(" ");
+                        let (changed, repaired) = (true, true);
+                        out.push(NumberCandidate {
+                            digits: repaired_digits,
+                            raw,
+                            changed,
+                            partial,
+                            repaired,
+                            confidence,
+                            line,
+                        });
+                    }
+                }
+                if (13..=19).contains(&digits.len()) {
+                    let (raw, repaired) = (raw.join(" "), false);
+                    out.push(NumberCandidate { digits, raw, changed, partial, repaired, confidence, line });
                 }
             }
         }
@@ -339,17 +364,51 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
     out
 }
 
+/// The recogniser's commonest misreading of an embossed number: in the wide gap between two groups it sees the
+/// digit beside the gap twice (`4988 8950` read `49888 8950`, `1265 8787` read `1265 5 8787`). Each repair drops
+/// one copy of a digit that repeats across a gap, or a lone digit that repeats its neighbour.
+fn gap_repairs(groups: &[&str]) -> Vec<String> {
+    let mut repairs = Vec::new();
+    for k in 0..groups.len().saturating_sub(1) {
+        let (left, right) = (groups[k], groups[k + 1]);
+        if left.is_empty() || right.is_empty() || left.as_bytes()[left.len() - 1] != right.as_bytes()[0] {
+            continue;
+        }
+        // Dropping the lone group, or the last digit of the left group (the same digits as the right's first).
+        let mut repaired = groups.to_vec();
+        if right.len() == 1 {
+            repaired.remove(k + 1);
+        } else {
+            repaired[k] = &left[..left.len() - 1];
+        }
+        repairs.push(repaired.concat());
+    }
+    repairs.retain(|r| (13..=19).contains(&r.len()));
+    repairs.sort();
+    repairs.dedup();
+    repairs
+}
+
 fn find_number(lines: &[TextLine]) -> (Field<CardNumber>, Option<usize>) {
     let candidates = number_candidates(lines);
-    // Valid candidates: prefer as-printed over corrected, then the longest.
-    let mut valid: Vec<(&NumberCandidate, CardNumber)> =
-        candidates.iter().filter_map(|c| CardNumber::parse(&c.digits).ok().map(|n| (c, n))).collect();
+    // Valid candidates, whole runs only: as printed before corrected, then the longest. A repair is taken only
+    // when it is the one valid repair of its run.
+    let mut valid: Vec<(&NumberCandidate, CardNumber)> = candidates
+        .iter()
+        .filter(|c| !c.partial)
+        .filter_map(|c| CardNumber::parse(&c.digits).ok().map(|n| (c, n)))
+        .collect();
+    let repairs_of =
+        |c: &NumberCandidate| valid.iter().filter(|(o, _)| o.repaired && o.line == c.line && o.raw == c.raw).count();
+    let ambiguous: Vec<bool> = valid.iter().map(|(c, _)| c.repaired && repairs_of(c) > 1).collect();
+    let mut ambiguous = ambiguous.into_iter();
+    valid.retain(|_| !ambiguous.next().unwrap_or(false));
     valid.sort_by_key(|(c, n)| (c.changed, std::cmp::Reverse(n.digits().len())));
     if let Some((c, n)) = valid.into_iter().next() {
         return (Field::checked(n, mask_digits(&c.raw), c.confidence, c.changed), Some(c.line));
     }
     // None valid: report the most number-like one (16 digits preferred), masked.
-    let best = candidates.iter().min_by_key(|c| c.digits.len().abs_diff(16));
+    let best = candidates.iter().min_by_key(|c| (c.partial, c.digits.len().abs_diff(16)));
     match best {
         Some(c) => (Field::unreadable(mask_digits(&c.raw), c.confidence), Some(c.line)),
         None => (Field::missing(), None),
@@ -726,6 +785,33 @@ mod tests {
         assert_eq!(card.expiry.status, FieldStatus::Corrected);
         assert_eq!(card.holder_name.value.as_deref(), Some("JOHN Q PUBLIC"));
         assert_eq!(card.card_type, CardType::Unknown);
+    }
+
+    #[test]
+    fn a_digit_seen_twice_across_a_gap_is_dropped() {
+        // Misreadings of synthetic distorted cards: the digit beside a gap read twice.
+        for (read, truth) in [
+            ("6249 5131 49888 8950", "6249513149888950"),
+            ("3541 1265 5 8787 2840", "3541126587872840"),
+            ("4374919707336 6559", "4374919707336559"),
+            ("6284 7555 563486474", "6284755563486474"),
+            ("3533 9136 8143 31593", "3533913681431593"),
+        ] {
+            let card = parse_bank_card(&lines(&[read, "VALID THRU 12/26"]));
+            assert_eq!(card.number.status, FieldStatus::Corrected, "{read}");
+            assert_eq!(card.number.value.as_ref().map(CardNumber::digits), Some(truth), "{read}");
+        }
+        // 4374919707336 alone is Luhn-valid (a 13-digit Visa) but is the start of a longer run: not taken.
+        assert!(luhn_valid("4374919707336"));
+        let card = parse_bank_card(&lines(&["4374919707336 6558"]));
+        assert_eq!(card.number.status, FieldStatus::Unreadable);
+        // Repairs at different gaps that give the same digits are one repair.
+        let groups = ["4111", "1111", "11111", "1111"];
+        assert_eq!(gap_repairs(&groups), vec!["4111111111111111".to_string()]);
+        // Two different repairs both valid: neither is guessed.
+        assert!(luhn_valid("4198061662251996") && luhn_valid("4198006162251996"));
+        let card = parse_bank_card(&lines(&["41980 0616 6225 1996"]));
+        assert_eq!(card.number.status, FieldStatus::Unreadable);
     }
 
     #[test]

@@ -431,6 +431,8 @@ fn front_from(segs: &[Segment<L>], lines: &[TextLine]) -> IdCardFront {
 }
 
 /// Cross-checks the ID number against the printed birth date and sex, invalidating both sides of a mismatch.
+/// A birth date or sex that could not be read is taken from a valid number (its check digit passed), as
+/// `derived`.
 pub(crate) fn cross_check(
     id: &mut Field<ChineseIdNumber>,
     birth: &mut Field<NaiveDate>,
@@ -447,6 +449,14 @@ pub(crate) fn cross_check(
         issues.push(Issue::SexMismatch);
         sex.invalidate();
         id.invalidate();
+    }
+    if id.is_ok() {
+        if !birth.is_ok() {
+            birth.derive(number.birth_date, id.confidence);
+        }
+        if !sex.is_ok() {
+            sex.derive(number.sex, id.confidence);
+        }
     }
 }
 
@@ -783,6 +793,22 @@ mod tests {
         assert_eq!(f.id_number.status, FieldStatus::Unreadable);
         assert_eq!(f.birth_date.status, FieldStatus::Unreadable);
         assert_eq!(f.sex.status, FieldStatus::Unreadable);
+    }
+
+    #[test]
+    fn an_illegible_birth_date_or_sex_comes_from_a_valid_number() {
+        // The single sex character and the birth row's label were lost (seen on slanted photos).
+        let number = with_check("11010819900307123"); // male, 1990-03-07
+        let id_row = format!("公民身份号码{number}");
+        let ls = lines(&["姓名王小明", "性别 民族汉", "1990年3月7", "住址北京市海淀区中关村大街", &id_row]);
+        let f = parse_id_card_front(&ls);
+        assert_eq!((f.sex.value, f.sex.status), (Some(Sex::Male), FieldStatus::Derived));
+        assert_eq!((f.birth_date.value, f.birth_date.status), (Some(date(1990, 3, 7)), FieldStatus::Derived));
+        assert!(f.issues.is_empty());
+        // Without a valid number nothing is derived.
+        let wrong = lines(&["姓名王小明", "性别 民族汉", &format!("公民身份号码{}0", &number[..17])]);
+        let f = parse_id_card_front(&wrong);
+        assert!(!f.sex.is_ok() && !f.birth_date.is_ok());
     }
 
     #[test]

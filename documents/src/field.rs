@@ -11,6 +11,9 @@ pub enum FieldStatus {
     /// Valid after fixing typical OCR confusions (`O`→`0`, `I`→`1`, a stray space, ...). Where a check digit
     /// protects the field, the fix made the check pass.
     Corrected,
+    /// Not legible on the document; taken from another field that encodes it and passed its check (a China ID
+    /// number's birth date and sex). `raw` is what was read in its own place, if anything.
+    Derived,
     /// Text was found but failed validation (check digit, impossible date, unknown code, cross-check with
     /// another field): `value` is `None`, `raw` holds the text.
     Unreadable,
@@ -21,7 +24,7 @@ pub enum FieldStatus {
 /// One extracted value with its provenance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Field<T> {
-    /// The validated value; `None` unless `status` is `Valid` or `Corrected`.
+    /// The validated value; `None` unless `status` is `Valid`, `Corrected` or `Derived`.
     pub value: Option<T>,
     /// The OCR text the value was read from (after width normalisation), when there was any.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,6 +51,13 @@ impl<T> Field<T> {
         if changed { Self::corrected(value, raw, confidence) } else { Self::valid(value, raw, confidence) }
     }
 
+    /// A value taken from another validated field, in place of this field's own reading.
+    pub fn derive(&mut self, value: T, confidence: f32) {
+        self.value = Some(value);
+        self.confidence = confidence;
+        self.status = FieldStatus::Derived;
+    }
+
     /// Text found that failed validation.
     pub fn unreadable(raw: impl Into<String>, confidence: f32) -> Self {
         Self { value: None, raw: Some(raw.into()), confidence, status: FieldStatus::Unreadable }
@@ -58,9 +68,9 @@ impl<T> Field<T> {
         Self { value: None, raw: None, confidence: 0.0, status: FieldStatus::Missing }
     }
 
-    /// `true` for `Valid` and `Corrected`.
+    /// `true` for `Valid`, `Corrected` and `Derived`.
     pub fn is_ok(&self) -> bool {
-        matches!(self.status, FieldStatus::Valid | FieldStatus::Corrected)
+        matches!(self.status, FieldStatus::Valid | FieldStatus::Corrected | FieldStatus::Derived)
     }
 
     /// Turns a readable field into an unreadable one (keeps `raw` and `confidence`); used when a cross-check

@@ -183,7 +183,8 @@ impl Ocr {
         let mut straightened = None;
         if settings.straighten_above > 0.0 && slant.abs() > settings.straighten_above {
             let started = Instant::now();
-            let turn = Turn::new(image.width(), image.height(), -slant);
+            // Only the part of the turned page that holds the lines found, with a margin for rows missed.
+            let turn = Turn::new(image.width(), image.height(), -slant).around(&found.quads);
             let level = turn.apply(image);
             timings.detect += started.elapsed();
             found = self.find_lines(&level, settings, &mut timings)?;
@@ -306,11 +307,14 @@ fn off_quarter(degrees: f32) -> f32 {
     degrees - (degrees / 90.0).round() * 90.0
 }
 
-/// Turning an image about its centre onto a canvas large enough to hold all of it.
+/// Turning an image about its centre onto a canvas large enough to hold all of it, or onto a cut-out of that
+/// canvas.
 struct Turn {
     /// Clockwise, degrees.
     degrees: f32,
     source: (u32, u32),
+    /// The turned canvas's centre in the cut-out's pixels (the canvas's centre until [`Turn::around`]).
+    centre: [f32; 2],
     width: u32,
     height: u32,
 }
@@ -319,9 +323,40 @@ impl Turn {
     fn new(width: u32, height: u32, degrees: f32) -> Turn {
         let (sin, cos) = degrees.to_radians().sin_cos();
         let (w, h) = (width as f32, height as f32);
-        let new_width = (w * cos.abs() + h * sin.abs()).ceil() as u32;
-        let new_height = (w * sin.abs() + h * cos.abs()).ceil() as u32;
-        Turn { degrees, source: (width, height), width: new_width.max(1), height: new_height.max(1) }
+        let new_width = ((w * cos.abs() + h * sin.abs()).ceil() as u32).max(1);
+        let new_height = ((w * sin.abs() + h * cos.abs()).ceil() as u32).max(1);
+        let centre = [new_width as f32 / 2.0, new_height as f32 / 2.0];
+        Turn { degrees, source: (width, height), centre, width: new_width, height: new_height }
+    }
+
+    /// The same turn onto the part of the canvas that holds `quads` (of the source image), grown on every side
+    /// by three median line heights (rows the first look missed lie between or just beyond the rows it found;
+    /// the rest of a photo is background the detector need not search again). No quads: the whole canvas.
+    fn around(self, quads: &[Quad]) -> Turn {
+        let mut heights: Vec<f32> =
+            quads.iter().map(|q| detect::distance(q[0], q[3]).min(detect::distance(q[0], q[1]))).collect();
+        if heights.is_empty() {
+            return self;
+        }
+        heights.sort_by(f32::total_cmp);
+        let margin = (3.0 * heights[heights.len() / 2]).max(16.0);
+        let (source, _) = self.centres();
+        let turned = quads.iter().flatten().map(|&p| Self::rotate(p, self.degrees, source, self.centre));
+        let (mut low, mut high) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
+        for [x, y] in turned {
+            low = [low[0].min(x), low[1].min(y)];
+            high = [high[0].max(x), high[1].max(y)];
+        }
+        let x0 = (low[0] - margin).floor().clamp(0.0, self.width as f32 - 1.0);
+        let y0 = (low[1] - margin).floor().clamp(0.0, self.height as f32 - 1.0);
+        let x1 = (high[0] + margin).ceil().clamp(x0 + 1.0, self.width as f32);
+        let y1 = (high[1] + margin).ceil().clamp(y0 + 1.0, self.height as f32);
+        Turn {
+            centre: [self.centre[0] - x0, self.centre[1] - y0],
+            width: (x1 - x0) as u32,
+            height: (y1 - y0) as u32,
+            ..self
+        }
     }
 
     /// A point turned by `degrees` clockwise about `from` (a centre), placed about `to`.
@@ -332,8 +367,7 @@ impl Turn {
     }
 
     fn centres(&self) -> ([f32; 2], [f32; 2]) {
-        let source = [self.source.0 as f32 / 2.0, self.source.1 as f32 / 2.0];
-        (source, [self.width as f32 / 2.0, self.height as f32 / 2.0])
+        ([self.source.0 as f32 / 2.0, self.source.1 as f32 / 2.0], self.centre)
     }
 
     /// A point of the turned image in the original.
@@ -482,6 +516,15 @@ mod tests {
         let corner = Turn::rotate([0.0, 0.0], 30.0, [100.0, 50.0], [112.0, 93.5]);
         let [x, y] = turn.back(corner);
         assert!(x.abs() < 0.01 && y.abs() < 0.01, "{x} {y}");
+        // Cut out around a line: the cut-out is its turned box plus the margin, and its points still map back.
+        let line = [[80.0, 40.0], [120.0, 40.0], [120.0, 50.0], [80.0, 50.0]];
+        let cut = Turn::new(200, 100, 30.0).around(&[line]);
+        assert!(cut.width < 110 && cut.height < 100, "{} x {}", cut.width, cut.height);
+        let cut_image = cut.apply(&image);
+        let [x, y] = cut.back([cut.width as f32 / 2.0, cut.height as f32 / 2.0]);
+        assert!((x - 100.0).abs() < 2.0 && (y - 45.0).abs() < 2.0, "{x} {y}");
+        let pixel = cut_image.get_pixel(cut.width / 2, cut.height / 2);
+        assert!(pixel[0].abs_diff(100) <= 2 && pixel[1].abs_diff(45) <= 2, "{pixel:?}");
         assert_eq!(off_quarter(100.0), 10.0);
         assert_eq!(off_quarter(-170.0), 10.0);
         assert_eq!(off_quarter(44.0), 44.0);
