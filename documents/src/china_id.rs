@@ -509,11 +509,17 @@ fn ethnicity_field(found: Option<&Found>) -> Field<String> {
 
 pub(crate) fn date_field(found: Option<&Found>) -> Field<NaiveDate> {
     let Some(found) = found else { return Field::missing() };
-    match dates::first_date(&found.text) {
-        Some(dates::DateRead { date: Some(date), changed }) if date.year() >= 1900 => {
-            Field::checked(date, &found.text, found.confidence, changed)
-        }
-        _ => Field::unreadable(&found.text, found.confidence),
+    let read = |text: &str| match dates::first_date(text) {
+        Some(dates::DateRead { date: Some(date), changed }) if date.year() >= 1900 => Some((date, changed)),
+        _ => None,
+    };
+    let stray = || found.without_stray_mark().and_then(|rest| read(&rest.text));
+    match read(&found.text) {
+        Some((date, changed)) => Field::checked(date, &found.text, found.confidence, changed),
+        None => match stray() {
+            Some((date, _)) => Field::corrected(date, &found.text, found.confidence),
+            None => Field::unreadable(&found.text, found.confidence),
+        },
     }
 }
 

@@ -16,7 +16,7 @@ use crate::china_id::{
 use crate::dates::{self, Piece};
 use crate::segment::{self, Found};
 use crate::text::{digit_for, is_cjk, letter_for, to_digits};
-use crate::{Field, Sex, TextLine};
+use crate::{Field, FieldStatus, Sex, TextLine};
 
 /// Licence classes (准驾车型 codes) of the 2022 regulations.
 pub const LICENCE_CLASSES: [&str; 17] =
@@ -187,6 +187,12 @@ pub fn parse_licence_class(text: &str) -> Option<(String, bool)> {
 fn class_field(found: Option<&Found>) -> Field<String> {
     let Some(found) = found else { return Field::missing() };
     let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
+    // Codes are capitals and digits: a leading word with a small letter is a misread sub-label (`ciass C1`).
+    let word = text.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(text.len());
+    let text = match text[..word].rfind(|c: char| c.is_ascii_lowercase()) {
+        Some(last) => &text[last + 1..],
+        None => text,
+    };
     match parse_licence_class(text) {
         Some((class, changed)) => Field::checked(class, &found.text, found.confidence, changed),
         None => Field::unreadable(&found.text, found.confidence),
@@ -196,6 +202,22 @@ fn class_field(found: Option<&Found>) -> Field<String> {
 const VALID_YEARS: [i32; 2] = [6, 10];
 
 fn validity_field(from: Option<&Found>, for_: Option<&Found>) -> Field<ValidityPeriod> {
+    let read = validity_as_read(from, for_);
+    if read.is_ok() {
+        return read;
+    }
+    let (from_rest, for_rest) = (from.and_then(Found::without_stray_mark), for_.and_then(Found::without_stray_mark));
+    if from_rest.is_none() && for_rest.is_none() {
+        return read;
+    }
+    let retried = validity_as_read(from_rest.as_ref().or(from), for_rest.as_ref().or(for_));
+    match retried.value {
+        Some(period) if retried.is_ok() => Field { value: Some(period), status: FieldStatus::Corrected, ..read },
+        _ => read,
+    }
+}
+
+fn validity_as_read(from: Option<&Found>, for_: Option<&Found>) -> Field<ValidityPeriod> {
     match (from, for_) {
         (Some(from), Some(for_)) => {
             let confidence = from.confidence.min(for_.confidence);
@@ -300,6 +322,28 @@ mod tests {
         let v = dl.validity.value.unwrap();
         assert_eq!((v.start, v.end), (date(2016, 5, 20), Some(date(2026, 5, 20))));
         assert!(dl.issues.is_empty());
+    }
+
+    #[test]
+    fn misread_english_labels_and_a_stray_mark_before_a_value() {
+        // Rows as read from synthetic distorted photos.
+        let number = with_check("31011519710523681");
+        let ls = lines(&[
+            &format!("证号 uicense No. {number}"),
+            "姓名Name欧阳勇飞 性别 sex 男国籍 Nationalty 中国",
+            "初次领证日期 Date of First ssue 1992-11-23",
+            "有效期限validPeriod2 2008-11-23至长期",
+        ]);
+        let dl = parse_driver_licence(&ls);
+        assert_eq!(dl.licence_number.value.as_deref(), Some(number.as_str()));
+        assert_eq!(dl.nationality.value.as_deref(), Some("中国"));
+        assert_eq!(dl.first_issue_date.value, Some(date(1992, 11, 23)));
+        let v = dl.validity.value.unwrap();
+        assert_eq!((v.start, v.long_term), (date(2008, 11, 23), true));
+        assert_eq!(dl.validity.status, FieldStatus::Corrected);
+        // A sub-label too short to match one letter off, misread before the code.
+        assert_eq!(class_field(Some(&Found::new("ciassC1".into(), 0.9))).value.as_deref(), Some("C1"));
+        assert_eq!(class_field(Some(&Found::new("ClasA2".into(), 0.9))).value.as_deref(), Some("A2"));
     }
 
     #[test]

@@ -31,6 +31,16 @@ impl Found {
     pub fn new(text: String, confidence: f32) -> Found {
         Found { text, first_word: 0, confidence }
     }
+
+    /// The text after a mark of one or two characters that stands apart at its start (`有效期限2 2008-11-23`,
+    /// a stroke of the label's box read as `2`), for a value that fails as read.
+    pub fn without_stray_mark(&self) -> Option<Found> {
+        if !(1..=2).contains(&self.first_word) {
+            return None;
+        }
+        let (at, _) = self.text.char_indices().nth(self.first_word)?;
+        Some(Found::new(self.text[at..].to_string(), self.confidence))
+    }
 }
 
 /// Splits every line at the label variants (matched case-insensitively for ASCII, longest match first).
@@ -61,15 +71,19 @@ pub(crate) fn segment<L: Copy + PartialEq>(lines: &[TextLine], labels: &[(L, &[&
         let mut started = false;
         let mut i = 0;
         while i < chars.len() {
-            let best = variants
+            let exact = variants
                 .iter()
                 .filter(|(_, v)| !v.is_empty() && lower[i..].starts_with(v))
-                .max_by_key(|(_, v)| v.len());
-            if let Some((label, v)) = best {
+                .map(|(label, v)| (label, v.len()))
+                .max_by_key(|(_, len)| *len);
+            let best = exact.or_else(|| {
+                variants.iter().filter_map(|(label, v)| Some((label, near_prefix(&lower[i..], v)?))).max_by_key(|m| m.1)
+            });
+            if let Some((label, len)) = best {
                 // A bilingual label (`姓名 Name`) is one label: the second half adds nothing.
                 let same_again = text.is_empty() && current.is_some_and(|c| same(c, *label));
                 if same_again {
-                    i += v.len();
+                    i += len;
                     continue;
                 }
                 if started || !text.is_empty() {
@@ -79,7 +93,7 @@ pub(crate) fn segment<L: Copy + PartialEq>(lines: &[TextLine], labels: &[(L, &[&
                 first_word = 0;
                 current = Some(*label);
                 started = true;
-                i += v.len();
+                i += len;
             } else {
                 if first_word == 0 && !text.is_empty() && space_before.get(i).copied().unwrap_or(false) {
                     first_word = text.chars().count();
@@ -93,6 +107,21 @@ pub(crate) fn segment<L: Copy + PartialEq>(lines: &[TextLine], labels: &[(L, &[&
         }
     }
     out
+}
+
+/// How many characters of `text` an English label of 7 letters or more takes when misread by one letter, one
+/// dropped (`Nationalty`, `DateofFirstssue`) or one changed (`uicenseNo`); `None` when it is not there.
+/// Shorter labels and Chinese ones must match exactly: one letter off, they would match ordinary words.
+fn near_prefix(text: &[char], label: &[char]) -> Option<usize> {
+    if label.len() < 7 || !label.iter().all(char::is_ascii_alphabetic) {
+        return None;
+    }
+    let n = label.len();
+    if text.len() >= n && text[..n].iter().zip(label).filter(|(a, b)| a != b).count() <= 1 {
+        return Some(n);
+    }
+    let shorter = text.get(..n - 1)?;
+    (0..n).any(|k| label[..k] == shorter[..k] && label[k + 1..] == shorter[k..]).then_some(n - 1)
 }
 
 fn is<L: PartialEq>(seg: &Segment<L>, label: L) -> bool {
@@ -165,6 +194,18 @@ mod tests {
         (L::Birth, &["出生"]),
         (L::BirthDate, &["出生日期"]),
     ];
+
+    #[test]
+    fn long_english_labels_match_one_letter_off() {
+        let chars = |t: &str| t.chars().collect::<Vec<char>>();
+        let near = |text: &str, label: &str| near_prefix(&chars(text), &chars(label));
+        assert_eq!(near("nationalty中国", "nationality"), Some(10));
+        assert_eq!(near("uicenseno3401", "licenseno"), Some(9));
+        assert_eq!(near("nationality", "nationality"), Some(11));
+        assert_eq!(near("natonalty", "nationality"), None);
+        // Under 7 letters, exact only: `nane` is not `name`.
+        assert_eq!(near("nane", "name"), None);
+    }
 
     #[test]
     fn glued_and_separate_labels() {

@@ -13,8 +13,9 @@ use crate::SynthError;
 pub(crate) struct Fonts {
     pub sans: FontVec,
     pub sans_bold: FontVec,
-    pub mono: FontVec,
     pub mono_bold: FontVec,
+    /// OCR-B, the typeface ICAO 9303 prescribes for machine-readable zones.
+    pub ocr_b: FontVec,
     /// WenQuanYi Zen Hei (face 0 of the collection): Chinese text, with Latin and digits of its own.
     pub cjk: FontVec,
 }
@@ -23,7 +24,9 @@ const DEJAVU: &str = "/usr/share/fonts/truetype/dejavu";
 
 fn load(path: &str) -> Result<FontVec, String> {
     let data = std::fs::read(path).map_err(|e| {
-        format!("{path}: {e}; install the fonts with scripts/setup.sh (fonts-dejavu-core, fonts-wqy-zenhei)")
+        format!(
+            "{path}: {e}; install the fonts with scripts/setup.sh (fonts-dejavu-core, fonts-wqy-zenhei, fonts-ocr-b)"
+        )
     })?;
     FontVec::try_from_vec_and_index(data, 0).map_err(|e| format!("{path}: not a usable font: {e}"))
 }
@@ -35,8 +38,8 @@ pub(crate) fn fonts() -> Result<&'static Fonts, SynthError> {
         Ok(Fonts {
             sans: load(&format!("{DEJAVU}/DejaVuSans.ttf"))?,
             sans_bold: load(&format!("{DEJAVU}/DejaVuSans-Bold.ttf"))?,
-            mono: load(&format!("{DEJAVU}/DejaVuSansMono.ttf"))?,
             mono_bold: load(&format!("{DEJAVU}/DejaVuSansMono-Bold.ttf"))?,
+            ocr_b: load("/usr/share/fonts/opentype/ocr-b/OCRB.otf")?,
             cjk: load("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")?,
         })
     });

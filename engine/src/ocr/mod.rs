@@ -191,7 +191,8 @@ impl Ocr {
             straightened = Some(turn);
         }
         let started = Instant::now();
-        let read = self.recognize(&found.crops)?;
+        let mut read = self.recognize(&found.crops)?;
+        self.reread_machine_readable(&found.crops, &mut read)?;
         timings.recognize = started.elapsed();
         // Per cut-out line, the characters read from it (0 for a line dropped).
         let mut characters = vec![0.0f64; found.crops.len()];
@@ -228,6 +229,40 @@ impl Ocr {
             "ocr"
         );
         Ok((OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation }, timings))
+    }
+
+    /// Reads machine-readable-zone lines again, squeezed to 80% of their width, and keeps the better reading.
+    /// OCR-B at ICAO's 10 characters per inch is spaced wider than the text the recogniser was trained on, and
+    /// it dropped characters (`I<SGPUN2937962` read `I<SGPUN297962`); squeezed, 93 of 97 lines of 40 clean
+    /// synthetic documents came out at a valid MRZ length, against 60 as cut. The better reading is the one of
+    /// a valid length (30, 36 or 44), else the more confident.
+    fn reread_machine_readable(&mut self, crops: &[RgbImage], read: &mut [(String, f32)]) -> EngineResult<()> {
+        const SQUEEZE: f64 = 0.8;
+        let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let squeezed = lines
+            .iter()
+            .map(|&i| {
+                let crop = &crops[i];
+                resize(crop, ((f64::from(crop.width()) * SQUEEZE).round() as u32).max(1), crop.height())
+            })
+            .collect::<EngineResult<Vec<_>>>()?;
+        let again = self.recognize(&squeezed)?;
+        let valid_length = |text: &str| matches!(text.trim().chars().count(), 30 | 36 | 44);
+        for (&i, second) in lines.iter().zip(again) {
+            let first = &read[i];
+            let better = match (valid_length(&first.0), valid_length(&second.0)) {
+                (false, true) => true,
+                (true, false) => false,
+                _ => second.1 > first.1,
+            };
+            if better {
+                read[i] = second;
+            }
+        }
+        Ok(())
     }
 
     /// Detects the lines, cuts them out and turns them the right way up (everything but recognition).
@@ -300,6 +335,14 @@ impl Found {
         }
         sum
     }
+}
+
+/// A line of a machine-readable zone: 20 characters or more, nearly all `A-Z`, `0-9` and `<`, with a `<<`.
+fn looks_machine_readable(text: &str) -> bool {
+    let text = text.trim();
+    let total = text.chars().count();
+    let mrz = text.chars().filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '<').count();
+    total >= 20 && text.contains("<<") && mrz * 10 >= total * 9
 }
 
 /// How far an angle is from the nearest quarter turn, in -45..45 degrees.
@@ -526,6 +569,9 @@ mod tests {
         let pixel = cut_image.get_pixel(cut.width / 2, cut.height / 2);
         assert!(pixel[0].abs_diff(100) <= 2 && pixel[1].abs_diff(45) <= 2, "{pixel:?}");
         assert_eq!(off_quarter(100.0), 10.0);
+        assert!(looks_machine_readable("I<SGPUN297962<<<<<<<<<<<<<<<"));
+        assert!(!looks_machine_readable("Type Code of issuing State"));
+        assert!(!looks_machine_readable("<<<<"));
         assert_eq!(off_quarter(-170.0), 10.0);
         assert_eq!(off_quarter(44.0), 44.0);
     }
