@@ -545,7 +545,8 @@ fn back_from(segs: &[Segment<L>]) -> IdCardBack {
     let issuing_authority = match segment::value_of(segs, L::Authority) {
         None => Field::missing(),
         Some(found) => {
-            let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
+            // Punctuation around it is read from the label's box or the gap (`签发机关－北京市…`).
+            let text = found.text.trim_matches(|c: char| !(is_cjk(c) || c.is_alphanumeric()));
             // No authority's name starts with 关: it is the label's last character.
             let text = text.strip_prefix('关').unwrap_or(text);
             let ok = text.chars().count() >= 4
@@ -858,6 +859,9 @@ mod tests {
         assert_eq!(b.issuing_authority.value.as_deref(), Some("北京市公安局海淀分局"));
         let v = b.validity.value.unwrap();
         assert_eq!((v.start, v.end, v.long_term), (date(2015, 3, 1), Some(date(2035, 3, 1)), false));
+
+        let b = parse_id_card_back(&lines(&["签发机关－北京市公安局海淀分局"]));
+        assert_eq!(b.issuing_authority.value.as_deref(), Some("北京市公安局海淀分局"));
 
         let b = parse_id_card_back(&lines(&["签发机关", "成都市公安局武侯分局", "有效期限", "2010.O8.12一长期"]));
         let v = b.validity.value.unwrap();
