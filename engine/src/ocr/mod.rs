@@ -192,6 +192,7 @@ impl Ocr {
         }
         let started = Instant::now();
         let mut read = self.recognize(&found.crops)?;
+        self.turn_over_machine_readable(&mut found, &mut read)?;
         self.reread_machine_readable(&found.crops, &mut read)?;
         timings.recognize = started.elapsed();
         // Per cut-out line, the characters read from it (0 for a line dropped).
@@ -229,6 +230,25 @@ impl Ocr {
             "ocr"
         );
         Ok((OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation }, timings))
+    }
+
+    /// Turns over lines read as a run of `>`: an MRZ line upside down (its `<` fillers point the other way) that
+    /// the classifier left as it was. Read the right way up, the reading is kept if it looks machine-readable.
+    fn turn_over_machine_readable(&mut self, found: &mut Found, read: &mut [(String, f32)]) -> EngineResult<()> {
+        let lines: Vec<usize> = (0..found.crops.len()).filter(|&i| read[i].0.contains(">>>>")).collect();
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let turned: Vec<RgbImage> = lines.iter().map(|&i| image::imageops::rotate180(&found.crops[i])).collect();
+        let again = self.recognize(&turned)?;
+        for ((&i, crop), second) in lines.iter().zip(turned).zip(again) {
+            if looks_machine_readable(&second.0) {
+                found.crops[i] = crop;
+                found.upside_down[i] = !found.upside_down[i];
+                read[i] = second;
+            }
+        }
+        Ok(())
     }
 
     /// Reads machine-readable-zone lines again, squeezed to 80% of their width, and keeps the better reading.
