@@ -9,7 +9,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::ser::SerializeStruct;
 
-use crate::text::{digit_for, normalize_width, to_digits};
+use crate::text::{digit_for, letter_for, normalize_width, to_digits};
 use crate::{Field, TextLine, min_confidence};
 
 /// Card scheme, from the issuer identification number (leading digits).
@@ -581,6 +581,15 @@ const NOT_NAME_WORDS: &[&str] = &[
 
 fn holder_candidate(line: &TextLine) -> Option<String> {
     let text = normalize_width(&line.text);
+    // Names have no digits: in a word with letters, a digit is a misread letter (`GAO TA0`).
+    let text = text
+        .split(' ')
+        .map(|word| match word.chars().any(|c| c.is_ascii_alphabetic()) {
+            true => word.chars().map(|c| if c.is_ascii_digit() { letter_for(c).unwrap_or(c) } else { c }).collect(),
+            false => word.to_string(),
+        })
+        .collect::<Vec<String>>()
+        .join(" ");
     let text = text.trim();
     let letters = text.chars().filter(char::is_ascii_alphabetic).count();
     let upper = text.chars().filter(char::is_ascii_uppercase).count();
@@ -842,6 +851,13 @@ mod tests {
         assert_eq!(holder_candidate(&TextLine::new("LI XIAO 123", 1.0)), None);
         assert_eq!(holder_candidate(&TextLine::new("MARY-JANE O'NEIL", 1.0)).as_deref(), Some("MARY-JANE O'NEIL"));
         assert_eq!(holder_candidate(&TextLine::new("wang fang", 1.0)), None);
+    }
+
+    #[test]
+    fn a_digit_in_a_name_is_a_misread_letter() {
+        let card = parse_bank_card(&lines(&["6222 0212 3456 7894", "VALID THRU 12/29", "GAO TA0"]));
+        assert_eq!(card.holder_name.value.as_deref(), Some("GAO TAO"));
+        assert_eq!(card.expiry.value, Some(CardExpiry { month: 12, year: 2029 }));
     }
 
     #[test]
