@@ -258,13 +258,31 @@ fn is_candidate(s: &str) -> bool {
     s.len() >= 10 && (s.contains('<') || s.bytes().filter(u8::is_ascii_digit).count() >= 6)
 }
 
+/// A row holding two MRZ lines side by side (a slanted page can put them in one row): split at the first gap
+/// after which the text so far is exactly one line long (30, 36 or 44 characters) and ten or more follow.
+fn split_rows(text: &str) -> Vec<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let length = |ws: &[&str]| normalize_line(&ws.concat()).map_or(0, |t| t.len());
+    for k in 1..words.len() {
+        if [30, 36, 44].contains(&length(&words[..k])) && length(&words[k..]) >= 10 {
+            return vec![words[..k].concat(), words[k..].join(" ")];
+        }
+    }
+    vec![text.to_string()]
+}
+
 /// MRZ-looking lines, with OCR line merges split and splits joined.
 fn candidates(lines: &[TextLine]) -> Vec<Candidate> {
     let raw: Vec<Candidate> = lines
         .iter()
-        .filter_map(|l| {
-            let text = fix_k_fillers(&normalize_line(&l.text)?);
-            is_candidate(&text).then(|| Candidate { text, confidence: l.clamped_confidence() })
+        .flat_map(|l| {
+            split_rows(&l.text)
+                .into_iter()
+                .filter_map(|piece| {
+                    let text = fix_k_fillers(&normalize_line(&piece)?);
+                    is_candidate(&text).then(|| Candidate { text, confidence: l.clamped_confidence() })
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     let mut out: Vec<Candidate> = Vec::new();
@@ -819,6 +837,20 @@ mod tests {
         assert!(m.valid, "{m:?}");
         assert_eq!(m.surname.value.as_deref(), Some("ERIKSSON"));
         assert_eq!(m.document_number.value.as_deref(), Some("L898902C3"));
+    }
+
+    #[test]
+    fn two_lines_read_as_one_row_are_split() {
+        // A TD1 zone from a slanted synthetic photo: lines 1 and 2 came out as one row.
+        let m = parse(&[
+            "IDUTO9278190750<<<<<<<<<<<<<<< 7403275F3101115BEL<<< <<<<<<<<6",
+            "OBRIEN<<SARAH<<<<<<<<<<<<<<<<<",
+        ]);
+        assert_eq!(m.format, MrzFormat::Td1);
+        assert_eq!(m.document_number.value.as_deref(), Some("927819075"));
+        assert_eq!(m.birth_date.value, Some(date(1974, 3, 27)));
+        assert_eq!(m.surname.value.as_deref(), Some("OBRIEN"));
+        assert_eq!(split_rows("P<UTO ERIKSSON«ANNA"), vec!["P<UTO ERIKSSON«ANNA".to_string()]);
     }
 
     #[test]
