@@ -329,24 +329,21 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
                     break;
                 }
                 let partial = (start > 0 && is_digits(start - 1)) || is_digits(start + offset + 1);
+                let raw = raw.join(" ");
+                let candidate = |digits: String, changed: bool, repaired: bool| NumberCandidate {
+                    digits,
+                    raw: raw.clone(),
+                    changed,
+                    partial,
+                    repaired,
+                    confidence,
+                    line,
+                };
                 if !partial {
-                    for repaired_digits in gap_repairs(&groups) {
-                        let raw = raw.join(" ");
-                        let (changed, repaired) = (true, true);
-                        out.push(NumberCandidate {
-                            digits: repaired_digits,
-                            raw,
-                            changed,
-                            partial,
-                            repaired,
-                            confidence,
-                            line,
-                        });
-                    }
+                    out.extend(gap_repairs(&groups).into_iter().map(|digits| candidate(digits, true, true)));
                 }
                 if (13..=19).contains(&digits.len()) {
-                    let (raw, repaired) = (raw.join(" "), false);
-                    out.push(NumberCandidate { digits, raw, changed, partial, repaired, confidence, line });
+                    out.push(candidate(digits, changed, false));
                 }
             }
         }
@@ -393,19 +390,18 @@ fn find_number(lines: &[TextLine]) -> (Field<CardNumber>, Option<usize>) {
     let candidates = number_candidates(lines);
     // Valid candidates, whole runs only: as printed before corrected, then the longest. A repair is taken only
     // when it is the one valid repair of its run.
-    let mut valid: Vec<(&NumberCandidate, CardNumber)> = candidates
+    let parsed: Vec<(&NumberCandidate, CardNumber)> = candidates
         .iter()
         .filter(|c| !c.partial)
         .filter_map(|c| CardNumber::parse(&c.digits).ok().map(|n| (c, n)))
         .collect();
-    let repairs_of =
-        |c: &NumberCandidate| valid.iter().filter(|(o, _)| o.repaired && o.line == c.line && o.raw == c.raw).count();
-    let ambiguous: Vec<bool> = valid.iter().map(|(c, _)| c.repaired && repairs_of(c) > 1).collect();
-    let mut ambiguous = ambiguous.into_iter();
-    valid.retain(|_| !ambiguous.next().unwrap_or(false));
+    let valid_repairs_of =
+        |c: &NumberCandidate| parsed.iter().filter(|(o, _)| o.repaired && o.line == c.line && o.raw == c.raw).count();
+    let mut valid: Vec<&(&NumberCandidate, CardNumber)> =
+        parsed.iter().filter(|(c, _)| !(c.repaired && valid_repairs_of(c) > 1)).collect();
     valid.sort_by_key(|(c, n)| (c.changed, std::cmp::Reverse(n.digits().len())));
-    if let Some((c, n)) = valid.into_iter().next() {
-        return (Field::checked(n, mask_digits(&c.raw), c.confidence, c.changed), Some(c.line));
+    if let Some((c, n)) = valid.first() {
+        return (Field::checked(n.clone(), mask_digits(&c.raw), c.confidence, c.changed), Some(c.line));
     }
     // None valid: report the most number-like one (16 digits preferred), masked.
     let best = candidates.iter().min_by_key(|c| (c.partial, c.digits.len().abs_diff(16)));
