@@ -27,6 +27,12 @@ pub fn crop(image: &RgbImage, quad: &Quad) -> Option<(RgbImage, bool)> {
 pub fn warp(image: &RgbImage, quad: &Quad) -> Option<RgbImage> {
     let w = distance(quad[0], quad[1]).max(distance(quad[2], quad[3])) as u32;
     let h = distance(quad[0], quad[3]).max(distance(quad[1], quad[2])) as u32;
+    warp_to(image, quad, w, h)
+}
+
+/// The quad's pixels as an upright `w x h` image, whatever the quad's own size (magnified or shrunk). `None`
+/// for a degenerate quad or size.
+pub fn warp_to(image: &RgbImage, quad: &Quad, w: u32, h: u32) -> Option<RgbImage> {
     if w == 0 || h == 0 {
         return None;
     }

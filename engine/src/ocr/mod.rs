@@ -12,6 +12,7 @@ pub mod crop;
 pub mod detect;
 pub mod order;
 pub mod recognize;
+mod zone;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -188,12 +189,14 @@ impl Ocr {
             let level = turn.apply(image);
             timings.detect += started.elapsed();
             found = self.find_lines(&level, settings, &mut timings)?;
-            straightened = Some(turn);
+            straightened = Some((turn, level));
         }
         let started = Instant::now();
         let mut read = self.recognize(&found.crops)?;
         self.turn_over_machine_readable(&mut found, &mut read)?;
         self.reread_machine_readable(&found.crops, &mut read)?;
+        let frame = straightened.as_ref().map_or(image, |(_, level)| level);
+        let zone = self.search_machine_readable_zone(frame, &found, &read, settings)?;
         timings.recognize = started.elapsed();
         // Per cut-out line, the characters read from it (0 for a line dropped).
         let mut characters = vec![0.0f64; found.crops.len()];
@@ -204,14 +207,19 @@ impl Ocr {
                 continue;
             }
             characters[i] = text.chars().count() as f64;
+            // A line on the zone read again is replaced by its new reading.
+            if zone.as_ref().is_some_and(|zone| zone.covers(quad_centre(&found.quads[i]))) {
+                continue;
+            }
             lines.push(TextLine { text: text.to_string(), confidence, quad: found.quads[i] });
         }
+        lines.extend(zone.into_iter().flat_map(|zone| zone.lines));
         // Votes count characters, so a stray tall box around one letter does not outweigh a line.
         let angle = page_angle(found.direction(|i| characters[i]));
-        let (width, height) = straightened.as_ref().map_or(image.dimensions(), |t| (t.width, t.height));
+        let (width, height) = straightened.as_ref().map_or(image.dimensions(), |(t, _)| (t.width, t.height));
         let (mut lines, mut rows) = order::reading_order(lines, angle, width, height);
         let mut total = angle;
-        if let Some(turn) = &straightened {
+        if let Some((turn, _)) = &straightened {
             for line in &mut lines {
                 line.quad = line.quad.map(|p| turn.back(p));
             }
@@ -257,7 +265,7 @@ impl Ocr {
     /// synthetic documents came out at a valid MRZ length, against 60 as cut. The better reading is the one of
     /// a valid length (30, 36 or 44), else the more confident.
     fn reread_machine_readable(&mut self, crops: &[RgbImage], read: &mut [(String, f32)]) -> EngineResult<()> {
-        const SQUEEZE: f64 = 0.8;
+        const SQUEEZE: f64 = zone::SQUEEZE;
         let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
         if lines.is_empty() {
             return Ok(());
@@ -270,19 +278,32 @@ impl Ocr {
             })
             .collect::<EngineResult<Vec<_>>>()?;
         let again = self.recognize(&squeezed)?;
-        let valid_length = |text: &str| matches!(text.trim().chars().count(), 30 | 36 | 44);
         for (&i, second) in lines.iter().zip(again) {
-            let first = &read[i];
-            let better = match (valid_length(&first.0), valid_length(&second.0)) {
-                (false, true) => true,
-                (true, false) => false,
-                _ => second.1 > first.1,
-            };
-            if better {
+            if zone::second_is_better(&read[i], &second) {
                 read[i] = second;
             }
         }
         Ok(())
+    }
+
+    /// When some lines were read as machine-readable but not a whole zone, the zone is searched again on its
+    /// own (see [`zone`]).
+    fn search_machine_readable_zone(
+        &mut self,
+        frame: &RgbImage,
+        found: &Found,
+        read: &[(String, f32)],
+        settings: &OcrSettings,
+    ) -> EngineResult<Option<zone::Zone>> {
+        let seeds: Vec<zone::Seed<'_>> = (0..found.quads.len())
+            .filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= settings.min_confidence)
+            .map(|i| found.seed(i, read[i].0.trim(), read[i].1))
+            .collect();
+        let texts: Vec<&str> = seeds.iter().map(|s| s.text).collect();
+        if seeds.is_empty() || zone::complete(&texts) {
+            return Ok(None);
+        }
+        self.read_zone(frame, &seeds, settings)
     }
 
     /// Detects the lines, cuts them out and turns them the right way up (everything but recognition).
@@ -342,6 +363,14 @@ struct Found {
 }
 
 impl Found {
+    /// Line `i` as a zone seed: its reading starts at the corner that became the crop's top-left (a quarter
+    /// turn starts it one corner on, turning over two).
+    fn seed<'a>(&self, i: usize, text: &'a str, confidence: f32) -> zone::Seed<'a> {
+        let k = usize::from(self.vertical[i]) + if self.upside_down[i] { 2 } else { 0 };
+        let corner = |j: usize| self.quads[i][(k + j) % 4];
+        zone::Seed { text, confidence, start: corner(0), end: corner(1), below: corner(3) }
+    }
+
     /// The sum of the lines' reading directions, each a unit vector times `weight(index)`. A line reads along its
     /// top edge, or down its left edge when straightening turned it a quarter, reversed when it was turned over.
     fn direction(&self, weight: impl Fn(usize) -> f64) -> [f64; 2] {
@@ -363,6 +392,10 @@ fn looks_machine_readable(text: &str) -> bool {
     let total = text.chars().count();
     let mrz = text.chars().filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '<').count();
     total >= 20 && text.contains("<<") && mrz * 10 >= total * 9
+}
+
+fn quad_centre(quad: &Quad) -> [f32; 2] {
+    [quad.iter().map(|p| p[0]).sum::<f32>() / 4.0, quad.iter().map(|p| p[1]).sum::<f32>() / 4.0]
 }
 
 /// How far an angle is from the nearest quarter turn, in -45..45 degrees.
