@@ -180,48 +180,50 @@ impl Ocr {
             .into_iter()
             .filter(|q| distance(q[0], q[1]) > distance(q[0], q[3]))
             .collect();
-        let read = self.read_both_ways(&image, &quads)?;
-        let (machine_readable, read): (Vec<Quad>, Vec<(String, f32)>) =
+        // A line read before at a valid length (both as cut and squeezed, see `Ocr::reread_machine_readable`)
+        // keeps that reading; the rest are read both ways, and compared with how they were read before.
+        let seed_on = |quad: &Quad| {
+            let quad = quad.map(|p| band.to_frame(p));
+            seeds.iter().find(|s| inside(&quad, s.centre())).map(|s| (s.text.to_string(), s.confidence))
+        };
+        let before: Vec<Option<(String, f32)>> = quads.iter().map(seed_on).collect();
+        let unread: Vec<usize> =
+            (0..quads.len()).filter(|&i| !before[i].as_ref().is_some_and(|b| valid_length(&b.0))).collect();
+        let fresh = self.read_both_ways(&image, &unread.iter().map(|&i| quads[i]).collect::<Vec<_>>())?;
+        let mut read: Vec<(String, f32)> = before.iter().map(|b| b.clone().unwrap_or_default()).collect();
+        for (&i, reading) in unread.iter().zip(fresh) {
+            if before[i].as_ref().is_none_or(|b| second_is_better(b, &reading)) {
+                read[i] = reading;
+            }
+        }
+        let (quads, mut read): (Vec<Quad>, Vec<(String, f32)>) =
             quads.into_iter().zip(read).filter(|(_, r)| looks_machine_readable(&r.0)).unzip();
-        if machine_readable.is_empty() {
+        if quads.is_empty() {
             return Ok(None);
         }
-        // The zone's full width: from the leftmost start to the rightmost end of its lines. A line that stops
-        // more than half a line height short of either is widened and read again.
-        let left = machine_readable.iter().map(|q| q[0][0].min(q[3][0])).fold(f32::INFINITY, f32::min);
-        let right = machine_readable.iter().map(|q| q[1][0].max(q[2][0])).fold(f32::NEG_INFINITY, f32::max);
-        let short: Vec<usize> = (0..machine_readable.len())
-            .filter(|&i| {
-                let q = &machine_readable[i];
-                let slack = 0.5 * distance(q[0], q[3]);
-                q[0][0].min(q[3][0]) > left + slack || q[1][0].max(q[2][0]) < right - slack
-            })
-            .collect();
-        let widened: Vec<Quad> = short.iter().map(|&i| widen(&machine_readable[i], left, right)).collect();
+        let frame_quads: Vec<Quad> = quads.iter().map(|q| q.map(|p| band.to_frame(p))).collect();
+        // The zone's full width: from the leftmost start to the rightmost end of its lines, and half a line
+        // height beyond (every line may have lost its last filler). A line not yet of a valid length is widened
+        // to it and read again.
+        let pad = 0.5 * quads.iter().map(|q| distance(q[0], q[3])).fold(0.0, f32::max);
+        let left = quads.iter().map(|q| q[0][0].min(q[3][0])).fold(f32::INFINITY, f32::min) - pad;
+        let right = quads.iter().map(|q| q[1][0].max(q[2][0])).fold(f32::NEG_INFINITY, f32::max) + pad;
+        let short: Vec<usize> = (0..quads.len()).filter(|&i| !valid_length(&read[i].0)).collect();
+        let widened: Vec<Quad> = short.iter().map(|&i| widen(&quads[i], left, right)).collect();
         let again = self.read_both_ways(&image, &widened)?;
-        let mut quads = machine_readable;
-        let mut read = read;
+        let mut frame_quads = frame_quads;
         for ((&i, quad), second) in short.iter().zip(widened).zip(again) {
             if second_is_better(&read[i], &second) {
                 read[i] = second;
-                quads[i] = quad;
+                frame_quads[i] = quad.map(|p| band.to_frame(p));
             }
         }
-        let mut lines = Vec::new();
-        for (quad, mut reading) in quads.iter().zip(read) {
-            let quad = quad.map(|p| band.to_frame(p));
-            // The line as first read may still be the better reading.
-            if let Some(seed) = seeds.iter().find(|s| inside(&quad, s.centre())) {
-                let first = (seed.text.to_string(), seed.confidence);
-                if second_is_better(&reading, &first) {
-                    reading = first;
-                }
-            }
-            let (text, confidence) = reading;
-            if looks_machine_readable(&text) {
-                lines.push(TextLine { text: text.trim().to_string(), confidence, quad });
-            }
-        }
+        let lines: Vec<TextLine> = frame_quads
+            .into_iter()
+            .zip(read)
+            .filter(|(_, (text, _))| looks_machine_readable(text))
+            .map(|(quad, (text, confidence))| TextLine { text: text.trim().to_string(), confidence, quad })
+            .collect();
         let whole = |texts: &mut dyn Iterator<Item = &str>| texts.filter(|t| valid_length(t)).count();
         if lines.is_empty()
             || whole(&mut lines.iter().map(|l| l.text.as_str())) < whole(&mut seeds.iter().map(|s| s.text))
