@@ -150,8 +150,7 @@ fn normalize_line(text: &str) -> Option<String> {
         match c {
             c if c.is_whitespace() => {}
             '«' => out.push_str("<<"),
-            // The recogniser reads a filler before a C as the degree-Celsius sign (`<CHE` as `℃HE`).
-            '℃' => out.push_str("<C"),
+            '℃' => out.push(CELSIUS),
             '×' => out.push('X'),
             '‹' | '〈' | '≤' | '＜' => out.push('<'),
             'a'..='z' => out.push(c.to_ascii_uppercase()),
@@ -159,7 +158,28 @@ fn normalize_line(text: &str) -> Option<String> {
             _ => return None,
         }
     }
-    Some(out)
+    Some(celsius_as_c(&out))
+}
+
+/// Stands for the degree-Celsius sign while a line is normalised.
+const CELSIUS: char = '\u{1}';
+
+/// The recogniser reads a C as the degree-Celsius sign, sometimes with the filler before it (`<CHE` as `℃HE`),
+/// sometimes alone (`J028770722℃HN`, `I<℃HE`). Whichever of the two makes the line a valid MRZ length is
+/// taken; when neither or both do, a lone C after a filler, else a filler and a C.
+fn celsius_as_c(line: &str) -> String {
+    if !line.contains(CELSIUS) {
+        return line.to_string();
+    }
+    let valid = |s: &str| matches!(s.chars().count(), 30 | 36 | 44);
+    let lone = line.replace(CELSIUS, "C");
+    let with_filler = line.replace(CELSIUS, "<C");
+    match (valid(&lone), valid(&with_filler)) {
+        (true, false) => lone,
+        (false, true) => with_filler,
+        _ if line.contains(&format!("<{CELSIUS}")) => lone,
+        _ => with_filler,
+    }
 }
 
 /// Turns `K`s that stand for `<` fillers back into `<`: inside runs of `<` and `K` with at least three `<`, and
@@ -868,6 +888,16 @@ mod tests {
         assert_eq!(s.value.as_deref(), Some("KIRK"));
         assert_eq!(g.value.as_deref(), Some("JACK"));
         assert_eq!(fix_k_fillers("KIRK<<JACK<<<<K<<K"), "KIRK<<JACK<<<<<<<<");
+    }
+
+    #[test]
+    fn the_celsius_sign_is_a_c_with_or_without_the_filler_before_it() {
+        assert_eq!(
+            normalize_line("J028770722℃HN6709017F2701150<<<<<<<<<<<<<<<0").unwrap(),
+            "J028770722CHN6709017F2701150<<<<<<<<<<<<<<<0"
+        );
+        assert_eq!(normalize_line("I<℃HE5426663202<<<<<<<<<<<<<<<").unwrap(), "I<CHE5426663202<<<<<<<<<<<<<<<");
+        assert_eq!(normalize_line("I℃HE5426663202<<<<<<<<<<<<<<<").unwrap(), "I<CHE5426663202<<<<<<<<<<<<<<<");
     }
 
     #[test]
