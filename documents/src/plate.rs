@@ -8,8 +8,17 @@
 //! | China special | province + letter + 4 letters/digits + `学警挂港澳领试超` | `粤Z1234港` |
 //! | Singapore | 1-3 letters + 1-4 digits (no leading 0) + check letter | `SBS3229P` |
 //! | UK (2001 format) | 2 letters + 2-digit age identifier + 3 letters | `AB12 CDE` |
+//! | Germany | district (1-3 letters) `-` 1-2 letters, 1-4 digits (no leading 0), `E`/`H`; 8 at most | `M-AB 1234` |
+//! | France (SIV) | 2 letters `-` 3 digits `-` 2 letters (not I, O, U; not `000`), as read with hyphens | `AB-123-CD` |
+//! | Italy | 2 letters, 3 digits, 2 letters (not I, O, Q, U), read without hyphens | `AB 123 CD` |
+//! | Spain | 4 digits, 3 consonants (not Ñ, Q) | `1234 BCD` |
+//! | US, California | a digit 1-9, 3 letters, 3 digits | `7ABC123` |
+//! | US, three letters and four digits (New York, Texas, ...) | 3 letters, 4 digits | `ABC-1234` |
 //! | EU generic | letter/digit groups joined by `-`, 4-10 characters, letters and digits | `M-AB-1234` |
-//! | US generic | 2-8 letters/digits | `7ABC123` |
+//! | US generic | 2-8 letters/digits | `7ABC12` |
+//!
+//! The national formats are "specific": like China, Singapore and the UK, their rules vouch for a plate the
+//! detector is unsure of (the generic EU and US rules accept almost any short string).
 //!
 //! Singapore check letter: the last two prefix letters (A=1..Z=26; a single letter is preceded by 0) and the four
 //! digits (zero-padded) are weighted 9 4 5 4 3 2; the sum modulo 19 indexes `AZYXUTSRPMLKJHGEDCB`.
@@ -63,6 +72,18 @@ pub enum PlateFormat {
     Singapore,
     /// UK current format.
     UnitedKingdom,
+    /// Germany.
+    Germany,
+    /// France (SIV, since 2009).
+    France,
+    /// Italy (since 1994).
+    Italy,
+    /// Spain (since 2000).
+    Spain,
+    /// US, California's digit, three letters, three digits.
+    UsCalifornia,
+    /// US, three letters and four digits (New York, Texas and others).
+    UsLettersDigits,
     /// Generic European.
     EuGeneric,
     /// Generic US.
@@ -98,17 +119,32 @@ pub fn parse_plate(text: &str, region: PlateRegion) -> Plate {
         PlateRegion::China => china(&cleaned),
         PlateRegion::Singapore => singapore(&cleaned),
         PlateRegion::UnitedKingdom => uk(&cleaned),
-        PlateRegion::Europe => eu(&separated),
-        PlateRegion::UnitedStates => us(&cleaned),
+        PlateRegion::Europe => {
+            let national = europe(text, &cleaned, &separated);
+            if national.valid { national } else { eu(&separated) }
+        }
+        PlateRegion::UnitedStates => {
+            let national = united_states(&cleaned);
+            if national.valid { national } else { us(&cleaned) }
+        }
         PlateRegion::Auto => {
             let tries = [
                 china(&cleaned),
                 singapore(&cleaned),
                 uk(&cleaned),
+                europe(text, &cleaned, &separated),
+                united_states(&cleaned),
                 if separated.len() > 1 { eu(&separated) } else { invalid(PlateFormat::EuGeneric, &cleaned) },
                 us(&cleaned),
             ];
-            tries.into_iter().find(|p| p.valid).unwrap_or_else(|| invalid(PlateFormat::Unknown, &cleaned))
+            // A specific format read as is beats one that needed a confusion fixed (`FG 412 EM` is Italian, not
+            // the UK's `FG41 ZEM`); the generic formats come last.
+            let generic = |p: &Plate| matches!(p.format, PlateFormat::EuGeneric | PlateFormat::UsGeneric);
+            let exact = tries.iter().position(|p| p.valid && !p.corrected && !generic(p));
+            match exact.or_else(|| tries.iter().position(|p| p.valid)) {
+                Some(i) => tries[i].clone(),
+                None => invalid(PlateFormat::Unknown, &cleaned),
+            }
         }
     };
     Plate { confidence: 1.0, ..result }
@@ -134,6 +170,15 @@ fn cn_letter(c: char) -> bool {
     c.is_ascii_uppercase() && c != 'I' && c != 'O'
 }
 
+/// The letter in a mainland plate's second place, where only a letter can be. The recogniser reads the J of a
+/// plate's typeface as `1`, `]` or `」`; `I` is never used, so a `1` there is a J.
+fn cn_letter_for(c: char) -> Option<char> {
+    match c {
+        '1' | ']' | '」' => Some('J'),
+        c => letter_for(c).filter(|c| cn_letter(*c)),
+    }
+}
+
 /// A mainland alphanumeric, reading `O` as 0 and `I` as 1 (neither letter is used).
 fn cn_alnum(c: char) -> Option<char> {
     match c {
@@ -148,8 +193,9 @@ fn china(s: &str) -> Plate {
     let chars: Vec<char> = s.chars().collect();
     let bad = || invalid(PlateFormat::ChinaStandard, s);
     let Some(&province) = chars.first().filter(|c| CHINA_PROVINCES.contains(**c)) else { return bad() };
-    let Some(letter) = chars.get(1).and_then(|c| letter_for(*c)).filter(|c| cn_letter(*c)) else { return bad() };
-    let tail = &chars[2..];
+    let Some(letter) = chars.get(1).and_then(|c| cn_letter_for(*c)) else { return bad() };
+    let tail: Vec<char> = chars[2..].iter().map(|&c| if matches!(c, ']' | '」') { 'J' } else { c }).collect();
+    let tail = tail.as_slice();
     let mut changed = chars[1] != letter;
     let mut fix = |c: char, want: fn(char) -> Option<char>| -> Option<char> {
         let f = want(c)?;
@@ -282,6 +328,62 @@ fn uk(s: &str) -> Plate {
     ok(PlateFormat::UnitedKingdom, text, corrected)
 }
 
+/// Whether `s` has the shape of `pattern`: `L` an upper-case letter not in `not`, `D` a digit.
+fn shaped(s: &str, pattern: &str, not: &str) -> bool {
+    s.len() == pattern.len()
+        && s.chars().zip(pattern.chars()).all(|(c, p)| match p {
+            'L' => c.is_ascii_uppercase() && !not.contains(c),
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// The German, French, Italian and Spanish formats (`text` as read, for its hyphens).
+fn europe(text: &str, cleaned: &str, groups: &[String]) -> Plate {
+    if let Some(plate) = germany(groups) {
+        return plate;
+    }
+    let hyphens = text.contains('-');
+    if shaped(cleaned, "LLDDDLL", "IOU") && hyphens && &cleaned[2..5] != "000" {
+        return ok(PlateFormat::France, format!("{}-{}-{}", &cleaned[..2], &cleaned[2..5], &cleaned[5..]), false);
+    }
+    if shaped(cleaned, "LLDDDLL", "IOQU") && !hyphens {
+        return ok(PlateFormat::Italy, format!("{} {} {}", &cleaned[..2], &cleaned[2..5], &cleaned[5..]), false);
+    }
+    if shaped(cleaned, "DDDDLLL", "AEIOUQ") {
+        return ok(PlateFormat::Spain, format!("{} {}", &cleaned[..4], &cleaned[4..]), false);
+    }
+    invalid(PlateFormat::EuGeneric, cleaned)
+}
+
+/// A German plate, read with the hyphen after the district: `M-AB 1234`, `DV-Y105`, `B-XY 12E`.
+fn germany(groups: &[String]) -> Option<Plate> {
+    let (district, rest) = groups.split_first()?;
+    let rest = rest.concat();
+    let letters = rest.chars().take_while(char::is_ascii_uppercase).count();
+    let (middle, number) = rest.split_at(letters);
+    let number = number.strip_suffix(['E', 'H']).unwrap_or(number);
+    let suffix = &rest[letters + number.len()..];
+    let valid = (1..=3).contains(&district.len())
+        && district.chars().all(|c| c.is_ascii_uppercase())
+        && (1..=2).contains(&middle.len())
+        && (1..=4).contains(&number.len())
+        && number.chars().all(|c| c.is_ascii_digit())
+        && !number.starts_with('0')
+        && district.len() + middle.len() + number.len() <= 8;
+    valid.then(|| ok(PlateFormat::Germany, format!("{district}-{middle} {number}{suffix}"), false))
+}
+
+/// The two most common US formats: California's `7ABC123`, and three letters and four digits.
+fn united_states(cleaned: &str) -> Plate {
+    if shaped(cleaned, "DLLLDDD", "") && !cleaned.starts_with('0') {
+        return ok(PlateFormat::UsCalifornia, cleaned.to_string(), false);
+    }
+    if shaped(cleaned, "LLLDDDD", "") {
+        return ok(PlateFormat::UsLettersDigits, format!("{}-{}", &cleaned[..3], &cleaned[3..]), false);
+    }
+    invalid(PlateFormat::UsGeneric, cleaned)
+}
+
 /// Upper-case alphanumeric groups split at spaces, hyphens and dots.
 fn separated_groups(text: &str) -> Vec<String> {
     normalize_width(text)
@@ -411,6 +513,11 @@ mod tests {
         // 8 in the letter place reads as B.
         assert_eq!(p("京812345", PlateRegion::China).text, "京B12345");
         assert!(!p("京I12345", PlateRegion::China).valid);
+        // J, read as 1 in the letter place (I is never used there) or as a bracket anywhere.
+        let plate = p("陕」·14991", PlateRegion::China);
+        assert_eq!((plate.text.as_str(), plate.corrected), ("陕J14991", true));
+        assert_eq!(p("陕114991", PlateRegion::China).text, "陕J14991");
+        assert_eq!(p("鲁G·488]5", PlateRegion::China).text, "鲁G488J5");
         assert!(!p("港A12345", PlateRegion::China).valid);
         assert!(!p("京A1234", PlateRegion::China).valid);
         assert!(!p("京A123456789", PlateRegion::China).valid);
@@ -492,15 +599,49 @@ mod tests {
     }
 
     #[test]
+    fn european_national_formats() {
+        for (input, format, text) in [
+            ("M-AB 1234", PlateFormat::Germany, "M-AB 1234"),
+            ("D-DB 4717", PlateFormat::Germany, "D-DB 4717"),
+            ("DV-Y105", PlateFormat::Germany, "DV-Y 105"),
+            ("ZGZ-K 6217", PlateFormat::Germany, "ZGZ-K 6217"),
+            ("B-XY 12E", PlateFormat::Germany, "B-XY 12E"),
+            ("AB-123-CD", PlateFormat::France, "AB-123-CD"),
+            ("ZX 941 JW", PlateFormat::Italy, "ZX 941 JW"),
+            ("ZX941JW", PlateFormat::Italy, "ZX 941 JW"),
+            ("1234 BCD", PlateFormat::Spain, "1234 BCD"),
+            // Read as a UK plate only with a 2 taken for a Z.
+            ("FG 412 EM", PlateFormat::Italy, "FG 412 EM"),
+        ] {
+            let plate = p(input, PlateRegion::Auto);
+            assert_eq!((plate.format, plate.text.as_str(), plate.valid), (format, text, true), "{input}");
+            assert_eq!(p(input, PlateRegion::Europe).format, format, "{input}");
+        }
+        // A German number never starts with 0, nor has it more than eight characters; French SIV letters
+        // exclude I, O and U; Spanish letters are consonants.
+        assert_ne!(p("M-AB 0123", PlateRegion::Auto).format, PlateFormat::Germany);
+        assert_ne!(p("ABC-DE 1234", PlateRegion::Auto).format, PlateFormat::Germany);
+        assert_ne!(p("AO-123-CD", PlateRegion::Auto).format, PlateFormat::France);
+        assert_ne!(p("1234 BCA", PlateRegion::Auto).format, PlateFormat::Spain);
+    }
+
+    #[test]
+    fn us_formats() {
+        let plate = p("7ABC123", PlateRegion::Auto);
+        assert_eq!((plate.format, plate.valid), (PlateFormat::UsCalifornia, true));
+        let plate = p("abc-1234", PlateRegion::UnitedStates);
+        assert_eq!((plate.format, plate.text.as_str()), (PlateFormat::UsLettersDigits, "ABC-1234"));
+    }
+
+    #[test]
     fn eu_and_us_generic() {
-        let plate = p("M-AB 1234", PlateRegion::Europe);
-        assert_eq!((plate.text.as_str(), plate.valid), ("M-AB-1234", true));
-        assert_eq!(p("AB-123-CD", PlateRegion::Auto).format, PlateFormat::EuGeneric);
+        let plate = p("M-A1B 1234", PlateRegion::Europe);
+        assert_eq!((plate.text.as_str(), plate.valid), ("M-A1B-1234", true));
+        assert_eq!(p("AB-12-CD", PlateRegion::Auto).format, PlateFormat::EuGeneric);
         assert!(!p("ABCD-EFGH", PlateRegion::Europe).valid);
         assert!(!p("A-1", PlateRegion::Europe).valid);
-        let plate = p("7ABC123", PlateRegion::Auto);
+        let plate = p("7ABC12", PlateRegion::Auto);
         assert_eq!((plate.format, plate.valid), (PlateFormat::UsGeneric, true));
-        assert_eq!(p("abc-1234", PlateRegion::UnitedStates).text, "ABC1234");
         assert!(p("HELLO", PlateRegion::UnitedStates).valid);
         assert!(!p("TOOLONG123", PlateRegion::UnitedStates).valid);
         let unknown = p("##", PlateRegion::Auto);

@@ -150,19 +150,20 @@ fn uk(rng: &mut Rand) -> PlateSpec {
 }
 
 fn europe(rng: &mut Rand) -> PlateSpec {
-    let letters = |r: &mut Rand, n: usize| (0..n).map(|_| r.letter("IOQ")).collect::<String>();
+    // Each country's own letters: France's SIV has no I, O, U; Italy's no I, O, Q, U; Spain's only consonants.
+    let letters = |r: &mut Rand, n: usize, not: &str| (0..n).map(|_| r.letter(not)).collect::<String>();
     let (display, country) = match rng.range(0..4) {
         0 => {
             // At most eight characters: district, letters, a number without leading zero.
             let (n_city, n_mid) = (rng.range(1..=3), rng.range(1..=2));
-            let city = letters(rng, n_city);
-            let mid = letters(rng, n_mid);
+            let city = letters(rng, n_city, "IOQ");
+            let mid = letters(rng, n_mid, "IOQ");
             let digits = (8 - n_city - n_mid).min(4) as u32;
             (format!("{city}-{mid} {}", rng.range(1..10u32.pow(digits))), "D")
         }
-        1 => (format!("{}-{}-{}", letters(rng, 2), rng.digits(3), letters(rng, 2)), "F"),
-        2 => (format!("{} {} {}", letters(rng, 2), rng.digits(3), letters(rng, 2)), "I"),
-        _ => (format!("{} {}", rng.digits(4), letters(rng, 3)), "E"),
+        1 => (format!("{}-{}-{}", letters(rng, 2, "IOU"), rng.digits(3), letters(rng, 2, "IOU")), "F"),
+        2 => (format!("{} {} {}", letters(rng, 2, "IOQU"), rng.digits(3), letters(rng, 2, "IOQU")), "I"),
+        _ => (format!("{} {}", rng.digits(4), letters(rng, 3, "AEIOUQ")), "E"),
     };
     PlateSpec {
         text: display.chars().filter(char::is_ascii_alphanumeric).collect(),
