@@ -47,7 +47,9 @@ pub struct PlateView {
     #[schema(value_type = String)]
     pub status: FieldStatus,
     /// `china_standard`, `china_new_energy_small`, `china_new_energy_large`, `china_special`, `singapore`,
-    /// `united_kingdom`, `eu_generic`, `us_generic` or `unknown`.
+    /// `united_kingdom`, `germany`, `france`, `italy`, `spain`, `us_california` (`7ABC123`), `us_letters_digits`
+    /// (`ABC-1234`), `eu_generic`, `us_generic` or `unknown`. Every format but the generic ones has rules that
+    /// vouch for the text.
     #[schema(value_type = String)]
     pub format: PlateFormat,
     /// Background colour: `blue`, `yellow`, `green`, `white`, `black`; null when none stands out.
