@@ -330,7 +330,8 @@ fn uk(s: &str) -> Plate {
 
 /// Whether `s` has the shape of `pattern`: `L` an upper-case letter not in `not`, `D` a digit.
 fn shaped(s: &str, pattern: &str, not: &str) -> bool {
-    s.len() == pattern.len()
+    s.is_ascii()
+        && s.len() == pattern.len()
         && s.chars().zip(pattern.chars()).all(|(c, p)| match p {
             'L' => c.is_ascii_uppercase() && !not.contains(c),
             _ => c.is_ascii_digit(),
@@ -623,6 +624,9 @@ mod tests {
         assert_ne!(p("ABC-DE 1234", PlateRegion::Auto).format, PlateFormat::Germany);
         assert_ne!(p("AO-123-CD", PlateRegion::Auto).format, PlateFormat::France);
         assert_ne!(p("1234 BCA", PlateRegion::Auto).format, PlateFormat::Spain);
+        // Shapes are matched on ASCII only (a CJK character is three bytes of seven).
+        assert_eq!(p("1234京", PlateRegion::Europe).format, PlateFormat::EuGeneric);
+        assert!(!p("京B-12 3", PlateRegion::Europe).valid);
     }
 
     #[test]
