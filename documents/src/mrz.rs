@@ -40,6 +40,11 @@ impl MrzFormat {
     pub fn line_count(self) -> usize {
         if self == Self::Td1 { 3 } else { 2 }
     }
+
+    /// Whether `len` characters make a whole line of some format (30, 36 or 44).
+    fn is_line_length(len: usize) -> bool {
+        [Self::Td1, Self::Td2, Self::Td3].iter().any(|f| f.line_len() == len)
+    }
 }
 
 /// The outcome of one check digit.
@@ -171,7 +176,7 @@ fn celsius_as_c(line: &str) -> String {
     if !line.contains(CELSIUS) {
         return line.to_string();
     }
-    let valid = |s: &str| matches!(s.chars().count(), 30 | 36 | 44);
+    let valid = |s: &str| MrzFormat::is_line_length(s.chars().count());
     let lone = line.replace(CELSIUS, "C");
     let with_filler = line.replace(CELSIUS, "<C");
     match (valid(&lone), valid(&with_filler)) {
@@ -284,7 +289,7 @@ fn split_rows(text: &str) -> Vec<String> {
     let words: Vec<&str> = text.split_whitespace().collect();
     let length = |ws: &[&str]| normalize_line(&ws.concat()).map_or(0, |t| t.len());
     for k in 1..words.len() {
-        if [30, 36, 44].contains(&length(&words[..k])) && length(&words[k..]) >= 10 {
+        if MrzFormat::is_line_length(length(&words[..k])) && length(&words[k..]) >= 10 {
             return vec![words[..k].concat(), words[k..].join(" ")];
         }
     }
@@ -321,7 +326,7 @@ fn candidates(lines: &[TextLine]) -> Vec<Candidate> {
         }
         if len < 28
             && let Some(next) = raw.get(i + 1)
-            && [30, 36, 44].contains(&(len + next.text.len()))
+            && MrzFormat::is_line_length(len + next.text.len())
         {
             out.push(Candidate {
                 text: format!("{}{}", c.text, next.text),

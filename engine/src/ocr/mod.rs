@@ -265,18 +265,11 @@ impl Ocr {
     /// synthetic documents came out at a valid MRZ length, against 60 as cut. The better reading is the one of
     /// a valid length (30, 36 or 44), else the more confident.
     fn reread_machine_readable(&mut self, crops: &[RgbImage], read: &mut [(String, f32)]) -> EngineResult<()> {
-        const SQUEEZE: f64 = zone::SQUEEZE;
         let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
         if lines.is_empty() {
             return Ok(());
         }
-        let squeezed = lines
-            .iter()
-            .map(|&i| {
-                let crop = &crops[i];
-                resize(crop, ((f64::from(crop.width()) * SQUEEZE).round() as u32).max(1), crop.height())
-            })
-            .collect::<EngineResult<Vec<_>>>()?;
+        let squeezed = lines.iter().map(|&i| zone::squeezed(&crops[i])).collect::<EngineResult<Vec<_>>>()?;
         let again = self.recognize(&squeezed)?;
         for (&i, second) in lines.iter().zip(again) {
             if zone::second_is_better(&read[i], &second) {

@@ -5,12 +5,12 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use super::{BATCH, by_aspect_ratio, normalized_bgr, resize};
+use crate::error::{EngineError, EngineResult};
+use crate::runtime::ModelSpec;
 
 /// A batch is padded to its widest line; a line that would make the padding more than this share of the
 /// batch's useful width starts a new batch.
 const MAX_PADDING: f64 = 0.25;
-use crate::error::{EngineError, EngineResult};
-use crate::runtime::ModelSpec;
 
 /// CTC classes: 0 = blank, 1..=6623 = the dictionary, 6624 = space.
 pub const CLASSES: usize = 6625;

@@ -27,7 +27,12 @@ const LONGEST_LINE: usize = 44;
 const REACH: f32 = 3.5;
 /// Machine-readable lines are read again squeezed to this share of their width (see
 /// [`Ocr::reread_machine_readable`]).
-pub(super) const SQUEEZE: f64 = 0.8;
+const SQUEEZE: f64 = 0.8;
+
+/// A line's crop squeezed to [`SQUEEZE`] of its width.
+pub(super) fn squeezed(crop: &RgbImage) -> EngineResult<RgbImage> {
+    resize(crop, ((f64::from(crop.width()) * SQUEEZE).round() as u32).max(1), crop.height())
+}
 
 /// A line already read, in the frame it was found in, with its reading direction.
 pub(super) struct Seed<'a> {
@@ -201,7 +206,7 @@ impl Ocr {
         if quads.is_empty() {
             return Ok(None);
         }
-        let frame_quads: Vec<Quad> = quads.iter().map(|q| q.map(|p| band.to_frame(p))).collect();
+        let mut frame_quads: Vec<Quad> = quads.iter().map(|q| q.map(|p| band.to_frame(p))).collect();
         // The zone's full width: from the leftmost start to the rightmost end of its lines, and half a line
         // height beyond (every line may have lost its last filler). A line not yet of a valid length is widened
         // to it and read again.
@@ -211,7 +216,6 @@ impl Ocr {
         let short: Vec<usize> = (0..quads.len()).filter(|&i| !valid_length(&read[i].0)).collect();
         let widened: Vec<Quad> = short.iter().map(|&i| widen(&quads[i], left, right)).collect();
         let again = self.read_both_ways(&image, &widened)?;
-        let mut frame_quads = frame_quads;
         for ((&i, quad), second) in short.iter().zip(widened).zip(again) {
             if second_is_better(&read[i], &second) {
                 read[i] = second;
@@ -239,7 +243,7 @@ impl Ocr {
         let mut crops = Vec::with_capacity(2 * quads.len());
         for quad in quads {
             let crop = crop::warp(image, quad).unwrap_or_else(|| RgbImage::new(1, 1));
-            let squeezed = resize(&crop, ((f64::from(crop.width()) * SQUEEZE).round() as u32).max(1), crop.height())?;
+            let squeezed = squeezed(&crop)?;
             crops.push(crop);
             crops.push(squeezed);
         }
