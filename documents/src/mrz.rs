@@ -384,7 +384,7 @@ pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz>
 
 /// Names are the one part of an MRZ no check digit protects, and OCR drops narrow letters from them (`SMITH` read
 /// `SMTH` between fillers). The same names are printed in the visual zone: where a printed line holds the MRZ
-/// name with up to [`MAX_DROPPED_LETTERS`] letters more, in order, the printed spelling is taken (as ICAO 9303
+/// name with a few letters more ([`most_dropped`]), in order, the printed spelling is taken (as ICAO 9303
 /// has inspectors compare the two zones), and the field is marked corrected.
 fn restore_names_from_print(field: &mut Field<String>, lines: &[TextLine]) {
     let Some(name) = field.value().cloned() else { return };
@@ -400,7 +400,7 @@ fn restore_names_from_print(field: &mut Field<String>, lines: &[TextLine]) {
         .filter(|t| {
             let letters: Vec<char> = t.chars().filter(|c| *c != ' ').collect();
             letters.len() > wanted.len()
-                && letters.len() <= wanted.len() + MAX_DROPPED_LETTERS
+                && letters.len() <= wanted.len() + most_dropped(wanted.len())
                 && is_subsequence(&wanted, &letters)
         })
         .min_by_key(String::len);
@@ -410,8 +410,12 @@ fn restore_names_from_print(field: &mut Field<String>, lines: &[TextLine]) {
     }
 }
 
-/// The most letters OCR may have dropped from an MRZ name for the printed name to replace it.
-const MAX_DROPPED_LETTERS: usize = 3;
+/// The most letters OCR may have dropped from an MRZ name of `letters` letters for the printed name to replace
+/// it: up to three, and at most half the letters read (else any word holding a short name's letters in order
+/// would do: `LI` in `LATIO`).
+fn most_dropped(letters: usize) -> usize {
+    (letters / 2).clamp(1, 3)
+}
 
 fn is_subsequence(needle: &[char], haystack: &[char]) -> bool {
     let mut rest = haystack.iter();
@@ -1079,6 +1083,17 @@ mod tests {
         assert_eq!(m.surname.value().unwrap(), "SMITH");
         assert_eq!(m.surname.status, crate::FieldStatus::Corrected);
         assert_eq!(m.given_names.value().unwrap(), "INGRID");
+        // A short name takes at most one letter more: `LI` is not `LATIO`.
+        let short = crate::testutil::lines(&[
+            "LATIO",
+            "LIU",
+            "IDAUSLI<<SEBASTIAN<<<<<<<<<<<<<<<<<<",
+            "7342441548AUS6812193M2411200<<<<<<<4",
+        ]);
+        let m = parse_mrz_with_year(&short, 2026).unwrap();
+        assert_eq!(m.surname.value().unwrap(), "LIU");
+        let m = parse_mrz_with_year(&short[0..1].iter().chain(&short[2..]).cloned().collect::<Vec<_>>(), 2026);
+        assert_eq!(m.unwrap().surname.value().unwrap(), "LI");
         // A printed word that is not the name with letters added changes nothing.
         let m = parse_mrz_with_year(&lines[4..], 2026).unwrap();
         assert_eq!(m.surname.value().unwrap(), "SMTH");

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
-use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
+use ort::session::{RunOptions, Session};
 use ort::value::ValueType;
 
 use crate::error::{EngineError, EngineResult};
@@ -47,19 +47,13 @@ pub struct ModelSpec {
 }
 
 /// Opens a model for one inference thread and checks it against `spec`.
+///
+/// Every session keeps ONNX Runtime's CPU memory arena, even where the input size changes from run to run (OCR):
+/// without it each run maps its buffers afresh and faults every page in, which made OCR 1.4-1.5x slower on a
+/// stream of photos of varying sizes (60 distorted ID cards and 60 bank cards, 2 threads). The arena keeps the
+/// largest run's buffers for the session's lifetime, so a caller whose inputs are sometimes large gives them back
+/// after those runs ([`shrinking_arena`]).
 pub fn open_session(env: &Environment, path: &Path, spec: &ModelSpec) -> EngineResult<Session> {
-    open(env, path, spec, true)
-}
-
-/// [`open_session`] for a model whose input size changes from run to run (OCR), without ONNX Runtime's CPU
-/// memory arena: the arena keeps the largest run's buffers for the session's lifetime, so every inference thread
-/// would hold what its largest image needed (measured: 1.1 GB still resident after one 2000 px page with the
-/// arena, 0.3 GB without, at the same speed; turning the memory pattern off too made that page 3x slower).
-pub fn open_dynamic_session(env: &Environment, path: &Path, spec: &ModelSpec) -> EngineResult<Session> {
-    open(env, path, spec, false)
-}
-
-fn open(env: &Environment, path: &Path, spec: &ModelSpec, arena: bool) -> EngineResult<Session> {
     let model_error =
         |problem: String| EngineError::Model { path: path.to_path_buf(), problem, fix: FETCH_FIX.to_string() };
     if !path.is_file() {
@@ -75,7 +69,7 @@ fn open(env: &Environment, path: &Path, spec: &ModelSpec, arena: bool) -> Engine
         .map_err(|e| EngineError::Runtime(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| EngineError::Runtime(e.to_string()))?
-        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(arena).build()])
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(true).build()])
         .map_err(|e| EngineError::Runtime(e.to_string()))?
         .commit_from_file(path)
         .map_err(|e| model_error(format!("ONNX Runtime cannot load it ({e})")))?;
@@ -103,4 +97,12 @@ fn open(env: &Environment, path: &Path, spec: &ModelSpec, arena: bool) -> Engine
     check("input", session.inputs(), spec.inputs)?;
     check("output", session.outputs(), spec.outputs)?;
     Ok(session)
+}
+
+/// Run options that return the session's arena buffers to the system at the end of the run: for a run much
+/// larger than usual, whose buffers the arena would otherwise keep for good.
+pub fn shrinking_arena() -> EngineResult<RunOptions> {
+    let mut options = RunOptions::new()?;
+    options.set("memory.enable_memory_arena_shrinkage", "cpu:0")?;
+    Ok(options)
 }

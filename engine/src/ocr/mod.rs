@@ -156,9 +156,9 @@ pub struct Ocr {
 impl Ocr {
     /// Opens and checks the three models (names, shapes, the recogniser's dictionary).
     pub fn open(env: &Environment, paths: &OcrModelPaths) -> EngineResult<Ocr> {
-        let detector = runtime::open_dynamic_session(env, &paths.detector, &detect::SPEC)?;
-        let classifier = runtime::open_dynamic_session(env, &paths.classifier, &classify::SPEC)?;
-        let recognizer = runtime::open_dynamic_session(env, &paths.recognizer, &recognize::SPEC)?;
+        let detector = runtime::open_session(env, &paths.detector, &detect::SPEC)?;
+        let classifier = runtime::open_session(env, &paths.classifier, &classify::SPEC)?;
+        let recognizer = runtime::open_session(env, &paths.recognizer, &recognize::SPEC)?;
         let charset = recognize::charset(&recognizer).map_err(|problem| EngineError::Model {
             path: paths.recognizer.clone(),
             problem,

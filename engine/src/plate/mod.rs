@@ -116,8 +116,8 @@ pub struct Plates {
 impl Plates {
     /// Opens and checks the two models and the dictionary.
     pub fn open(env: &Environment, paths: &PlateModelPaths) -> EngineResult<Plates> {
-        let detector = runtime::open_dynamic_session(env, &paths.detector, &detect::SPEC)?;
-        let recognizer = runtime::open_dynamic_session(env, &paths.recognizer, &REC_SPEC)?;
+        let detector = runtime::open_session(env, &paths.detector, &detect::SPEC)?;
+        let recognizer = runtime::open_session(env, &paths.recognizer, &REC_SPEC)?;
         let dictionary_error = |problem: String| EngineError::Model {
             path: paths.dictionary.clone(),
             problem,
