@@ -14,11 +14,14 @@ use super::detect::distance;
 
 /// The quad's pixels as an upright `w x h` image (w, h: its longest top/bottom and left/right edges, truncated).
 /// A crop at least 1.5 times taller than wide is vertical text and is turned a quarter counter-clockwise
-/// (`np.rot90`, as RapidOCR does); the angle classifier fixes those that end up upside down. The flag says
-/// whether it was turned. `None` for a degenerate quad.
-pub fn crop(image: &RgbImage, quad: &Quad) -> Option<(RgbImage, bool)> {
+/// (`np.rot90`, as RapidOCR does); the angle classifier fixes those that end up upside down. On a page whose
+/// text runs down the image (`page_vertical`) every crop is turned unless it is 1.5 times wider than tall: a
+/// short word there (`C2`) has a nearly square box and was read sideways (as `3`). The flag says whether it
+/// was turned. `None` for a degenerate quad.
+pub fn crop(image: &RgbImage, quad: &Quad, page_vertical: bool) -> Option<(RgbImage, bool)> {
     let out = warp(image, quad)?;
-    let vertical = out.height() as f32 / out.width() as f32 >= 1.5;
+    let tall = out.height() as f32 / out.width() as f32;
+    let vertical = if page_vertical { tall > 1.0 / 1.5 } else { tall >= 1.5 };
     Some(if vertical { (imageops::rotate270(&out), true) } else { (out, false) })
 }
 
@@ -121,7 +124,7 @@ mod tests {
     #[test]
     fn an_axis_aligned_quad_is_a_plain_crop() {
         let image = RgbImage::from_fn(40, 30, |x, y| Rgb([x as u8, y as u8, 7]));
-        let (out, vertical) = crop(&image, &[[10.0, 5.0], [30.0, 5.0], [30.0, 15.0], [10.0, 15.0]]).unwrap();
+        let (out, vertical) = crop(&image, &[[10.0, 5.0], [30.0, 5.0], [30.0, 15.0], [10.0, 15.0]], false).unwrap();
         assert!(!vertical);
         assert_eq!(out.dimensions(), (20, 10));
         assert_eq!(out.get_pixel(0, 0), &Rgb([10, 5, 7]));
@@ -133,7 +136,7 @@ mod tests {
         // A parallelogram leaning right by one pixel per row: its rows start one pixel further right each.
         let image = RgbImage::from_fn(60, 30, |x, y| Rgb([(x as i64 - y as i64).rem_euclid(256) as u8, 0, 0]));
         let quad = [[10.0, 5.0], [40.0, 5.0], [50.0, 15.0], [20.0, 15.0]];
-        let (out, _) = crop(&image, &quad).unwrap();
+        let (out, _) = crop(&image, &quad, false).unwrap();
         for y in 0..out.height() {
             assert!(out.get_pixel(0, y)[0].abs_diff(5) <= 1, "row {y}: {:?}", out.get_pixel(0, y));
         }
@@ -142,7 +145,7 @@ mod tests {
     #[test]
     fn a_tall_crop_is_turned_counter_clockwise() {
         let image = RgbImage::from_fn(40, 40, |x, y| Rgb([x as u8, y as u8, 0]));
-        let (out, vertical) = crop(&image, &[[0.0, 0.0], [10.0, 0.0], [10.0, 30.0], [0.0, 30.0]]).unwrap();
+        let (out, vertical) = crop(&image, &[[0.0, 0.0], [10.0, 0.0], [10.0, 30.0], [0.0, 30.0]], false).unwrap();
         assert!(vertical);
         assert_eq!(out.dimensions(), (30, 10));
         // np.rot90: the top row is the original right column, top to bottom.
@@ -151,8 +154,20 @@ mod tests {
     }
 
     #[test]
+    fn on_a_page_turned_a_quarter_a_short_word_is_turned_too() {
+        // 10 x 13: a two-letter word running down the page.
+        let image = RgbImage::from_fn(40, 40, |x, y| Rgb([x as u8, y as u8, 0]));
+        let quad = [[0.0, 0.0], [10.0, 0.0], [10.0, 13.0], [0.0, 13.0]];
+        assert!(!crop(&image, &quad, false).unwrap().1);
+        let (out, vertical) = crop(&image, &quad, true).unwrap();
+        assert!(vertical && out.dimensions() == (13, 10));
+        // A line clearly across the page stays as it is.
+        assert!(!crop(&image, &[[0.0, 0.0], [15.0, 0.0], [15.0, 10.0], [0.0, 10.0]], true).unwrap().1);
+    }
+
+    #[test]
     fn a_degenerate_quad_has_no_crop() {
         let image = RgbImage::new(10, 10);
-        assert!(crop(&image, &[[1.0, 1.0], [1.0, 1.0], [1.0, 5.0], [1.0, 5.0]]).is_none());
+        assert!(crop(&image, &[[1.0, 1.0], [1.0, 1.0], [1.0, 5.0], [1.0, 5.0]], false).is_none());
     }
 }

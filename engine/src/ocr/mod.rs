@@ -176,11 +176,17 @@ impl Ocr {
     ///
     /// A page photographed at a slant (more than [`OcrSettings::straighten_above`] degrees off a quarter turn)
     /// is found again on a straightened copy: the detector and recogniser were trained on level text, and on
-    /// slanted cards the detector missed whole rows. Quads are mapped back to the image as given.
+    /// slanted cards the detector missed whole rows. Quads are mapped back to the image as given. On a page
+    /// turned a quarter, every line is cut out to read down the page, short words included (see [`crop::crop`]).
+    /// (Turning such a page level instead read driving licences as well but bank cards worse: 90.0% vs 94.0%
+    /// of 200 distorted cards entirely right.)
     pub fn read_timed(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
         let mut timings = OcrTimings::default();
-        let mut found = self.find_lines(image, settings, &mut timings)?;
-        let slant = off_quarter(page_angle(found.direction(|i| f64::from(found.crops[i].width()))));
+        let mut found = self.find_lines(image, settings, false, &mut timings)?;
+        let angle = page_angle(found.direction(|i| f64::from(found.crops[i].width())));
+        let slant = off_quarter(angle);
+        // Whether the text runs down the image (once straightened).
+        let page_vertical = ((angle - slant) / 90.0).round().rem_euclid(2.0) == 1.0;
         let mut straightened = None;
         if settings.straighten_above > 0.0 && slant.abs() > settings.straighten_above {
             let started = Instant::now();
@@ -188,8 +194,11 @@ impl Ocr {
             let turn = Turn::new(image.width(), image.height(), -slant).around(&found.quads);
             let level = turn.apply(image);
             timings.detect += started.elapsed();
-            found = self.find_lines(&level, settings, &mut timings)?;
+            found = self.find_lines(&level, settings, page_vertical, &mut timings)?;
             straightened = Some((turn, level));
+        } else if page_vertical && found.vertical.iter().any(|v| !v) {
+            // Short words were cut out as if they ran across the page.
+            found = self.cut_out(image, std::mem::take(&mut found.quads), settings, true, &mut timings)?;
         }
         let started = Instant::now();
         let mut read = self.recognize(&found.crops)?;
@@ -304,12 +313,28 @@ impl Ocr {
         &mut self,
         image: &RgbImage,
         settings: &OcrSettings,
+        page_vertical: bool,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<Found> {
+        let started = Instant::now();
+        let quads = self.detect(image, settings)?;
+        timings.detect += started.elapsed();
+        self.cut_out(image, quads, settings, page_vertical, timings)
+    }
+
+    /// Cuts the lines at `quads` out and turns them the right way up (see [`crop::crop`] for `page_vertical`).
+    fn cut_out(
+        &mut self,
+        image: &RgbImage,
+        quads: Vec<Quad>,
+        settings: &OcrSettings,
+        page_vertical: bool,
         timings: &mut OcrTimings,
     ) -> EngineResult<Found> {
         let started = Instant::now();
         let mut found = Found::default();
-        for quad in self.detect(image, settings)? {
-            if let Some((crop, turned_quarter)) = crop::crop(image, &quad) {
+        for quad in quads {
+            if let Some((crop, turned_quarter)) = crop::crop(image, &quad, page_vertical) {
                 found.quads.push(quad);
                 found.crops.push(crop);
                 found.vertical.push(turned_quarter);
