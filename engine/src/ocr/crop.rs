@@ -20,9 +20,13 @@ use super::detect::distance;
 /// was turned. `None` for a degenerate quad.
 pub fn crop(image: &RgbImage, quad: &Quad, page_vertical: bool) -> Option<(RgbImage, bool)> {
     let out = warp(image, quad)?;
+    Some(if runs_down(&out, page_vertical) { (imageops::rotate270(&out), true) } else { (out, false) })
+}
+
+/// Whether an upright cut-out line is text running down the image, so [`crop`] turns it.
+pub fn runs_down(out: &RgbImage, page_vertical: bool) -> bool {
     let tall = out.height() as f32 / out.width() as f32;
-    let vertical = if page_vertical { tall > 1.0 / 1.5 } else { tall >= 1.5 };
-    Some(if vertical { (imageops::rotate270(&out), true) } else { (out, false) })
+    if page_vertical { tall > 1.0 / 1.5 } else { tall >= 1.5 }
 }
 
 /// The quad's pixels as an upright `w x h` image (w, h: its longest top/bottom and left/right edges, truncated),

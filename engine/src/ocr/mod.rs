@@ -196,7 +196,9 @@ impl Ocr {
             timings.detect += started.elapsed();
             found = self.find_lines(&level, settings, page_vertical, &mut timings)?;
             straightened = Some((turn, level));
-        } else if page_vertical && found.vertical.iter().any(|v| !v) {
+        } else if page_vertical
+            && (0..found.crops.len()).any(|i| !found.vertical[i] && crop::runs_down(&found.crops[i], true))
+        {
             // Short words were cut out as if they ran across the page.
             found = self.cut_out(image, std::mem::take(&mut found.quads), settings, true, &mut timings)?;
         }
