@@ -290,8 +290,11 @@ impl Ocr {
         Ok(())
     }
 
-    /// When some lines were read as machine-readable but not a whole zone, the zone is searched again on its
-    /// own (see [`zone`]).
+    /// When some lines were read as machine-readable but not a whole zone, the lines read short are read
+    /// again widened to the zone's width, and if that does not make the zone whole, it is searched again on
+    /// its own (see [`zone`]). Widening alone made half the clean MRZ pages whole and read 100 clean pages
+    /// 1.22 times as fast (1.24 -> 1.51 images/s, 2 in flight), with the same fields right on 100 clean and
+    /// 100 distorted pages.
     fn search_machine_readable_zone(
         &mut self,
         frame: &RgbImage,
@@ -306,6 +309,9 @@ impl Ocr {
         let texts: Vec<&str> = seeds.iter().map(|s| s.text).collect();
         if seeds.is_empty() || zone::complete(&texts) {
             return Ok(None);
+        }
+        if let Some(zone) = self.read_widened(frame, &seeds)? {
+            return Ok(Some(zone));
         }
         self.read_zone(frame, &seeds, settings)
     }

@@ -45,6 +45,12 @@ pub(super) struct Seed<'a> {
 }
 
 impl Seed<'_> {
+    /// The line's corners, reading start first.
+    fn quad(&self) -> Quad {
+        let far = [self.end[0] + self.below[0] - self.start[0], self.end[1] + self.below[1] - self.start[1]];
+        [self.start, self.end, far, self.below]
+    }
+
     fn centre(&self) -> [f32; 2] {
         let half = |k: usize| (self.end[k] - self.start[k] + self.below[k] - self.start[k]) / 2.0;
         [self.start[0] + half(0), self.start[1] + half(1)]
@@ -76,7 +82,11 @@ pub(super) fn complete(texts: &[&str]) -> bool {
 
 /// A valid MRZ line length.
 pub(super) fn valid_length(text: &str) -> bool {
-    matches!(text.trim().chars().count(), 30 | 36 | 44)
+    valid_length_n(text.trim().chars().count())
+}
+
+fn valid_length_n(n: usize) -> bool {
+    matches!(n, 30 | 36 | 44)
 }
 
 /// Of two readings of one line, whether the second is better: the one of a valid MRZ length, else the more
@@ -166,7 +176,77 @@ impl Band {
     }
 }
 
+/// When every line of a zone was found but some were read short (a filler or a digit lost at an end), the
+/// short ones widened to the zone's full width, in the frame; `None` when lines are missing or the lines read
+/// whole disagree on the zone's format. Every line of a zone is equally long and starts at the same place, so
+/// the widened quad holds the whole line, and reading it again costs a fraction of a search of the band.
+fn widened_short_lines(seeds: &[Seed<'_>]) -> Option<Vec<Option<Quad>>> {
+    let whole: Vec<usize> =
+        seeds.iter().map(|s| s.text.trim().chars().count()).filter(|&n| valid_length_n(n)).collect();
+    let length = *whole.first()?;
+    let lines = if length == 30 { 3 } else { 2 };
+    if whole.iter().any(|&n| n != length) || seeds.len() != lines {
+        return None;
+    }
+    let reference = seeds.iter().find(|s| s.text.trim().chars().count() == length)?;
+    let (along, height) = (distance(reference.start, reference.end), distance(reference.start, reference.below));
+    if along < 1.0 || height < 1.0 {
+        return None;
+    }
+    let u = [(reference.end[0] - reference.start[0]) / along, (reference.end[1] - reference.start[1]) / along];
+    let position = |p: [f32; 2]| (p[0] - reference.start[0]) * u[0] + (p[1] - reference.start[1]) * u[1];
+    let far = |s: &Seed<'_>| [s.end[0] + s.below[0] - s.start[0], s.end[1] + s.below[1] - s.start[1]];
+    let pad = 0.5 * height;
+    let low = seeds.iter().map(|s| position(s.start).min(position(s.below))).fold(f32::INFINITY, f32::min) - pad;
+    let high = seeds.iter().map(|s| position(s.end).max(position(far(s)))).fold(f32::NEG_INFINITY, f32::max) + pad;
+    let mut quads = Vec::with_capacity(seeds.len());
+    for seed in seeds {
+        if valid_length(seed.text) {
+            quads.push(None);
+            continue;
+        }
+        let length = distance(seed.start, seed.end);
+        let d = [(seed.end[0] - seed.start[0]) / length, (seed.end[1] - seed.start[1]) / length];
+        let cosine = d[0] * u[0] + d[1] * u[1];
+        // A line turned well away from the zone's direction is not one of its lines.
+        if length < 1.0 || cosine < 0.9 {
+            return None;
+        }
+        let at = |target: f32| {
+            let t = (target - position(seed.start)) / cosine;
+            [seed.start[0] + t * d[0], seed.start[1] + t * d[1]]
+        };
+        let (start, end) = (at(low), at(high));
+        let h = [seed.below[0] - seed.start[0], seed.below[1] - seed.start[1]];
+        quads.push(Some([start, end, [end[0] + h[0], end[1] + h[1]], [start[0] + h[0], start[1] + h[1]]]));
+    }
+    Some(quads)
+}
+
 impl Ocr {
+    /// The zone read from the lines already found (see [`widened_short_lines`]) when that makes it whole;
+    /// `None` otherwise, and the band is searched.
+    pub(super) fn read_widened(&mut self, frame: &RgbImage, seeds: &[Seed<'_>]) -> EngineResult<Option<Zone>> {
+        let Some(quads) = widened_short_lines(seeds) else { return Ok(None) };
+        let short: Vec<Quad> = quads.iter().flatten().copied().collect();
+        let mut again = self.read_both_ways(frame, &short)?.into_iter();
+        let mut lines = Vec::with_capacity(seeds.len());
+        for (seed, widened) in seeds.iter().zip(quads) {
+            let (text, confidence, quad) = match widened {
+                None => (seed.text.trim().to_string(), seed.confidence, seed.quad()),
+                Some(quad) => {
+                    let (text, confidence) = again.next().unwrap_or_default();
+                    (text.trim().to_string(), confidence, quad)
+                }
+            };
+            if !valid_length(&text) || !looks_machine_readable(&text) {
+                return Ok(None);
+            }
+            lines.push(TextLine { text, confidence, quad });
+        }
+        Ok(Some(Zone { lines }))
+    }
+
     /// Searches the band around the machine-readable lines read so far (`seeds`, in `frame`) and reads the
     /// zone's lines there. `None` when the band holds no machine-readable line, or fewer whole lines than
     /// `seeds`.
@@ -327,6 +407,26 @@ mod tests {
         assert!(origin[0] > 540.0 && origin[1] > 120.0, "{origin:?}");
         let far = band.to_frame([band.width as f32, band.height as f32]);
         assert!(far[0] < 100.0 && far[1] < 100.0, "{far:?}");
+    }
+
+    #[test]
+    fn a_short_line_of_a_whole_zone_is_widened_to_the_zone() {
+        // A TD3 zone read upside down (right to left): the second line lost its first characters.
+        let first = "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<";
+        let second = "99<5UTO7408122F1204159ZE184226B<<<<<10";
+        let seeds = [
+            Seed { text: first, confidence: 1.0, start: [540.0, 220.0], end: [100.0, 220.0], below: [540.0, 200.0] },
+            Seed { text: second, confidence: 1.0, start: [480.0, 250.0], end: [100.0, 250.0], below: [480.0, 230.0] },
+        ];
+        let quads = widened_short_lines(&seeds).unwrap();
+        assert!(quads[0].is_none());
+        // From the zone's start less half a line height, to its end plus as much, along the second line.
+        let [start, end, _, below] = quads[1].unwrap();
+        assert!((start[0] - 550.0).abs() < 1e-3 && (start[1] - 250.0).abs() < 1e-3, "{start:?}");
+        assert!((end[0] - 90.0).abs() < 1e-3 && (below[1] - 230.0).abs() < 1e-3, "{end:?} {below:?}");
+        // A missing line is searched for instead.
+        assert!(widened_short_lines(&seeds[1..]).is_none());
+        assert!(widened_short_lines(&seeds[..1]).is_none());
     }
 
     #[test]
