@@ -48,6 +48,18 @@ impl CardNetwork {
             Self::Maestro | Self::Unknown => &[13, 14, 15, 16, 17, 18, 19],
         }
     }
+
+    /// The lengths nearly every card of the network has: 16 digits, 15 for Amex, 14 for Diners Club's
+    /// oldest, 19 for UnionPay's and Maestro's debit cards. (Visa's 13 digits are long retired; 17 and 18
+    /// are rare.)
+    fn usual_length(self, length: usize) -> bool {
+        match self {
+            Self::Amex => length == 15,
+            Self::DinersClub => matches!(length, 14 | 16),
+            Self::UnionPay | Self::Maestro | Self::Unknown | Self::Visa => matches!(length, 16 | 19),
+            Self::Mastercard | Self::Jcb | Self::Discover => length == 16,
+        }
+    }
 }
 
 /// The network of a card number (leading digits; the rest is ignored). Rules are tried from the most specific
@@ -310,7 +322,14 @@ struct NumberCandidate {
 fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
     let tokenised: Vec<Vec<Token>> = lines
         .iter()
-        .map(|l| normalize_width(&l.text).split_whitespace().map(|t| (t.to_string(), digit_token(t))).collect())
+        // A gap between groups is sometimes read as a dash (`2645-7416`); no card prints one.
+        .map(|l| {
+            normalize_width(&l.text)
+                .split(|c: char| c.is_whitespace() || c == '-')
+                .filter(|t| !t.is_empty())
+                .map(|t| (t.to_string(), digit_token(t)))
+                .collect()
+        })
         .collect();
     let mut out = Vec::new();
     let mut push_runs = |tokens: &[Token], confidence: f32, line: usize| {
@@ -362,10 +381,18 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
 }
 
 /// The recogniser's commonest misreading of an embossed number: in the wide gap between two groups it sees the
-/// digit beside the gap twice (`4988 8950` read `49888 8950`, `1265 8787` read `1265 5 8787`). Each repair drops
-/// one copy of a digit that repeats across a gap, or a lone digit that repeats its neighbour.
+/// digit beside the gap twice (`4988 8950` read `49888 8950`, `1265 8787` read `1265 5 8787`), or a digit that
+/// is not there at all (`6266 4133` read `6266 5 4133`). Each repair drops one copy of a digit that repeats
+/// across a gap, or a lone digit between two groups (no card prints a group of one).
 fn gap_repairs(groups: &[&str]) -> Vec<String> {
     let mut repairs = Vec::new();
+    for k in 1..groups.len().saturating_sub(1) {
+        if groups[k].len() == 1 {
+            let mut repaired = groups.to_vec();
+            repaired.remove(k);
+            repairs.push(repaired.concat());
+        }
+    }
     for k in 0..groups.len().saturating_sub(1) {
         let (left, right) = (groups[k], groups[k + 1]);
         if left.is_empty() || right.is_empty() || left.as_bytes()[left.len() - 1] != right.as_bytes()[0] {
@@ -388,8 +415,10 @@ fn gap_repairs(groups: &[&str]) -> Vec<String> {
 
 fn find_number(lines: &[TextLine]) -> (Field<CardNumber>, Option<usize>) {
     let candidates = number_candidates(lines);
-    // Valid candidates, whole runs only: as printed before corrected, then the longest. A repair is taken only
-    // when it is the one valid repair of its run.
+    // Valid candidates, whole runs only: of a usual length first (a 17-digit reading with a digit seen twice
+    // across a gap passes the Luhn check one time in ten, and UnionPay issues 17 digits, rarely), then as
+    // printed before corrected, then the longest. A repair is taken only when it is the one valid repair of its
+    // run.
     let parsed: Vec<(&NumberCandidate, CardNumber)> = candidates
         .iter()
         .filter(|c| !c.partial)
@@ -399,7 +428,10 @@ fn find_number(lines: &[TextLine]) -> (Field<CardNumber>, Option<usize>) {
         |c: &NumberCandidate| parsed.iter().filter(|(o, _)| o.repaired && o.line == c.line && o.raw == c.raw).count();
     let mut valid: Vec<&(&NumberCandidate, CardNumber)> =
         parsed.iter().filter(|(c, _)| !(c.repaired && valid_repairs_of(c) > 1)).collect();
-    valid.sort_by_key(|(c, n)| (c.changed, std::cmp::Reverse(n.digits().len())));
+    valid.sort_by_key(|(c, n)| {
+        let usual = n.network().usual_length(n.digits().len());
+        (!usual, c.changed, std::cmp::Reverse(n.digits().len()))
+    });
     if let Some((c, n)) = valid.first() {
         return (Field::checked(n.clone(), mask_digits(&c.raw), c.confidence, c.changed), Some(c.line));
     }
@@ -773,6 +805,13 @@ mod tests {
     }
 
     #[test]
+    fn a_gap_read_as_a_dash_separates_groups() {
+        let card = parse_bank_card(&lines(&["4128 6535 2645-7416", "VALID THRU 06/29"]));
+        assert_eq!(card.number.value.as_ref().map(CardNumber::digits), Some("4128653526457416"));
+        assert_eq!(card.number.status, FieldStatus::Valid);
+    }
+
+    #[test]
     fn misread_digits_and_split_lines() {
         // O for 0 and l for 1, number split over two lines, expiry without label and a VALID FROM date.
         let card = parse_bank_card(&lines(&[
@@ -805,6 +844,19 @@ mod tests {
             let card = parse_bank_card(&lines(&[read, "VALID THRU 12/26"]));
             assert_eq!(card.number.status, FieldStatus::Corrected, "{read}");
             assert_eq!(card.number.value.as_ref().map(CardNumber::digits), Some(truth), "{read}");
+        }
+        // Read as printed, 17 digits pass the Luhn check (a UnionPay length) by chance: the one repair of a
+        // usual length is the number. A stray lone digit is dropped too.
+        for (read, truth) in [
+            ("6223 3915 2222 21952", "6223391522221952"),
+            ("6245 3155 516994823", "6245315516994823"),
+            ("6266 5 4133 2357 5051", "6266413323575051"),
+        ] {
+            let digits: String = read.split_whitespace().collect();
+            assert!(luhn_valid(&digits), "{read}");
+            let card = parse_bank_card(&lines(&[read, "VALID THRU 12/26"]));
+            assert_eq!(card.number.value.as_ref().map(CardNumber::digits), Some(truth), "{read}");
+            assert_eq!(card.number.status, FieldStatus::Corrected);
         }
         // 4374919707336 alone is Luhn-valid (a 13-digit Visa) but is the start of a longer run: not taken.
         assert!(luhn_valid("4374919707336"));
