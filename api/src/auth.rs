@@ -12,6 +12,7 @@ use futures_util::future::LocalBoxFuture;
 
 use crate::context::RequestContext;
 use crate::error::{ApiError, ErrorCode};
+use crate::limits::{RateState, Refusal};
 use crate::state::AppState;
 
 /// The scope an endpoint needs.
@@ -123,7 +124,67 @@ pub async fn authorize(
     {
         return Err(ApiError::new(ErrorCode::AuthorizationError, format!("this API key lacks the `{scope}` scope")));
     }
+    let request_id = req.extensions().get::<RequestContext>().map(|c| c.request_id.to_string()).unwrap_or_default();
+    match state.limits.admit(&authenticated, &request_id).await {
+        // The admission lives in the request until it ends, holding the in-flight slots.
+        Ok(Some(admission)) => {
+            req.extensions_mut().insert(admission.rate.clone());
+            req.extensions_mut().insert(admission);
+        }
+        Ok(None) => {}
+        Err(refusal) => return Err(refused(&refusal, is_facepp(req.path()))),
+    }
     Ok(authenticated)
+}
+
+/// The Face++-compatible paths, whose clients expect Face++'s errors.
+fn is_facepp(path: &str) -> bool {
+    ["/facepp/", "/cardpp/", "/imagepp/"].iter().any(|prefix| path.starts_with(prefix))
+}
+
+/// The error for a refused request: 429 RATE_LIMITED with `Retry-After` and the RateLimit headers, or, on the
+/// Face++ API, 403 CONCURRENCY_LIMIT_EXCEEDED as Face++ answers.
+fn refused(refusal: &Refusal, facepp: bool) -> ApiError {
+    let (message, retry_after) = match refusal {
+        Refusal::Rate { subject, qps, retry_after } => (
+            format!(
+                "this {} may make {qps} requests per second; retry in {:.2} s",
+                subject.as_str(),
+                retry_after.as_secs_f64()
+            ),
+            retry_after.as_secs_f64().ceil().max(1.0) as u64,
+        ),
+        Refusal::Concurrency { subject, limit } => {
+            (format!("this {} already has {limit} requests in flight, its limit", subject.as_str()), 1)
+        }
+        Refusal::Unavailable => {
+            return ApiError {
+                internal: Some(
+                    "the shared rate limiter (Redis) is unavailable and limits.on_redis_failure = closed".into(),
+                ),
+                ..ApiError::new(ErrorCode::ServiceUnavailable, "the rate limiter is unavailable; retry later")
+            }
+            .with_header("retry-after", "1".into());
+        }
+    };
+    let code = if facepp { ErrorCode::ConcurrencyLimitExceeded } else { ErrorCode::RateLimited };
+    let mut error = ApiError::new(code, message).with_header("retry-after", retry_after.to_string());
+    if let Refusal::Rate { subject, qps, .. } = refusal {
+        let name = subject.as_str();
+        error = error
+            .with_header("ratelimit-policy", format!("\"{name}\";q={qps};w=1"))
+            .with_header("ratelimit", format!("\"{name}\";r=0;t={retry_after}"));
+    }
+    error
+}
+
+/// The RateLimit headers of an admitted request (draft-ietf-httpapi-ratelimit-headers): the key's and the
+/// tenant's policies, and how many more requests the key may send at once now.
+pub fn rate_limit_headers(rate: &RateState) -> [(&'static str, String); 2] {
+    [
+        ("ratelimit-policy", format!("\"key\";q={};w=1, \"tenant\";q={};w=1", rate.key_qps, rate.tenant_qps)),
+        ("ratelimit", format!("\"key\";r={};t={}", rate.remaining, rate.reset_secs)),
+    ]
 }
 
 /// The platform operator, authenticated by the configured operator token.

@@ -78,6 +78,9 @@ pub enum Command {
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// The plans tenants can be on.
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Work with FaceSets through the API of a running server.
     #[command(subcommand)]
     Faceset(FacesetCommand),
@@ -87,6 +90,12 @@ pub enum Command {
 pub enum FacesetCommand {
     /// Enrol every image under a directory into a FaceSet (resumable: re-run it after an interruption).
     Import(crate::import::ImportArgs),
+}
+
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// List the plans and their limits.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -105,6 +114,16 @@ pub enum TenantCommand {
         /// Home region (default: the configured default region).
         #[arg(long)]
         region: Option<String>,
+        /// Plan (default: `limits.default_plan`, `free` unless configured); see `faceplate plan list`.
+        #[arg(long)]
+        plan: Option<String>,
+    },
+    /// Put a tenant on another plan (its rate and in-flight limits change at once).
+    SetPlan {
+        tenant: String,
+        /// Plan id, e.g. pay_as_you_go.
+        #[arg(long)]
+        plan: String,
     },
     /// List tenants, oldest first.
     List {
@@ -252,6 +271,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let (stores, _) = open_stores(&config).await?;
             key_command(&stores, command, &out).await
         }
+        Command::Plan(PlanCommand::List) => {
+            let (stores, _) = open_stores(&config).await?;
+            let plans = stores.control().list_plans().await?;
+            if out.json {
+                emit!("{}", serde_json::to_string(&plans)?);
+            } else {
+                emit!(
+                    "{:<16} {:>10} {:>12} {:>8} {:>10}  NAME",
+                    "ID",
+                    "TENANT QPS",
+                    "TENANT FLIGHT",
+                    "KEY QPS",
+                    "KEY FLIGHT"
+                );
+                for p in &plans {
+                    emit!(
+                        "{:<16} {:>10} {:>12} {:>8} {:>10}  {}",
+                        p.id,
+                        p.tenant_qps,
+                        p.tenant_concurrency,
+                        p.key_qps,
+                        p.key_concurrency,
+                        p.name
+                    );
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -263,13 +310,19 @@ async fn open_stores(config: &Config) -> anyhow::Result<(Stores, faceplate_store
 async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand, out: &Output) -> anyhow::Result<()> {
     let by = Provenance::cli();
     match command {
-        TenantCommand::Create { name, region } => {
+        TenantCommand::Create { name, region, plan } => {
             let region = match region {
                 Some(r) => RegionName::parse(&r)?,
                 None => config.default_region()?,
             };
-            let tenant = stores.create_tenant(&name, &region, &by).await?;
+            let plan = plan.unwrap_or_else(|| config.limits.default_plan.clone());
+            let tenant = stores.create_tenant(&name, &region, &plan, &by).await?;
             out.tenant(&tenant, "Created tenant");
+        }
+        TenantCommand::SetPlan { tenant, plan } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let tenant = stores.set_tenant_plan(&tenant.id, &plan, &by).await?;
+            out.tenant(&tenant, "Tenant");
         }
         TenantCommand::List { limit, after } => {
             if !(1..=1000).contains(&limit) {
@@ -408,11 +461,12 @@ impl Output {
             emit!("{}", tenant_json(t));
         } else {
             emit!(
-                "{heading} {} ({})\n  status:      {}\n  home region: {}\n  created:     {}",
+                "{heading} {} ({})\n  status:      {}\n  home region: {}\n  plan:        {}\n  created:     {}",
                 t.name,
                 t.id,
                 t.status.as_str(),
                 t.home_region,
+                t.plan_id,
                 t.created_at.to_rfc3339()
             );
         }
@@ -446,7 +500,10 @@ impl Output {
 }
 
 fn tenant_json(t: &Tenant) -> serde_json::Value {
-    json!({"id": t.id, "name": t.name, "home_region": t.home_region, "status": t.status, "created_at": t.created_at})
+    json!({
+        "id": t.id, "name": t.name, "home_region": t.home_region, "status": t.status, "plan": t.plan_id,
+        "created_at": t.created_at,
+    })
 }
 
 fn key_json(k: &ApiKey) -> serde_json::Value {

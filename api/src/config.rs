@@ -62,6 +62,77 @@ pub struct Config {
     pub faces: FacesConfig,
     #[serde(default)]
     pub facesets: FaceSetsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// Rate and concurrency limits (see `limits.rs`). The numbers come from each tenant's plan and its keys.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Off: nothing is limited (to measure what limiting costs). Default: on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The plan of new tenants when none is named.
+    #[serde(default = "default_plan")]
+    pub default_plan: String,
+    /// A Redis shared by every node (`redis://127.0.0.1:6379`), so the limits hold across nodes. Unset: each
+    /// node limits on its own (the embedded default).
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several clusters (or test runs) can share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub redis_prefix: String,
+    /// When Redis fails or does not answer in time: `open` limits on this node alone, `closed` refuses the
+    /// request with 503 SERVICE_UNAVAILABLE.
+    #[serde(default)]
+    pub on_redis_failure: RedisFailure,
+    /// How long a request waits for Redis before it counts as failed, in milliseconds.
+    #[serde(default = "default_redis_timeout_ms")]
+    pub redis_timeout_ms: u64,
+    /// A request's in-flight slot in Redis expires after this many seconds even if its node died holding it.
+    #[serde(default = "default_concurrency_lease")]
+    pub concurrency_lease_secs: u64,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RedisFailure {
+    /// Keep serving, limited by this node's own limiter.
+    #[default]
+    Open,
+    /// Refuse every limited request until Redis is back.
+    Closed,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            enabled: true,
+            default_plan: default_plan(),
+            redis_url: None,
+            redis_prefix: default_redis_prefix(),
+            on_redis_failure: RedisFailure::Open,
+            redis_timeout_ms: default_redis_timeout_ms(),
+            concurrency_lease_secs: default_concurrency_lease(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_plan() -> String {
+    "free".to_string()
+}
+fn default_redis_prefix() -> String {
+    "faceplate".to_string()
+}
+fn default_redis_timeout_ms() -> u64 {
+    100
+}
+fn default_concurrency_lease() -> u64 {
+    300
 }
 
 /// Inference: where the models are and how much work to take on.

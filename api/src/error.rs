@@ -132,6 +132,12 @@ error_codes! {
     ServiceUnavailable = "SERVICE_UNAVAILABLE" => SERVICE_UNAVAILABLE,
     /// Every inference worker is busy and the queue is full; retry after the `Retry-After` seconds.
     ServerBusy = "SERVER_BUSY" => SERVICE_UNAVAILABLE,
+    /// Over a limit of the key or its tenant: requests per second, or requests in flight at once. Retry after
+    /// the `Retry-After` seconds; the `RateLimit-Policy` and `RateLimit` headers say which limit and how long.
+    RateLimited = "RATE_LIMITED" => TOO_MANY_REQUESTS,
+    /// Face++ API: over the key's or its tenant's requests per second or requests in flight (Face++ answers
+    /// both this way); `error_message` is the bare code, as Face++ sends it.
+    ConcurrencyLimitExceeded = "CONCURRENCY_LIMIT_EXCEEDED" => FORBIDDEN,
 }
 
 impl fmt::Display for ErrorCode {
@@ -200,7 +206,11 @@ impl ApiError {
             request_id: request_id.to_string(),
             time_used,
             error: ErrorBody { code: self.code, message: self.message.clone() },
-            error_message: format!("{}: {}", self.code, self.message),
+            error_message: if self.code == ErrorCode::ConcurrencyLimitExceeded {
+                self.code.to_string()
+            } else {
+                format!("{}: {}", self.code, self.message)
+            },
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod forms;
 pub mod image_url;
 pub mod import;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod routes;

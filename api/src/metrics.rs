@@ -28,6 +28,7 @@ pub struct Metrics {
     index_sets: Gauge,
     index_faces: Gauge,
     index_bytes: Gauge,
+    limits: crate::limits::LimitMetrics,
 }
 
 impl Metrics {
@@ -43,7 +44,19 @@ impl Metrics {
         registry.register("faceset_indexes", "FaceSet indexes loaded in this node's memory", index_sets.clone());
         registry.register("faceset_index_faces", "Faces held by the loaded FaceSet indexes", index_faces.clone());
         registry.register("faceset_index_bytes", "Memory used by the loaded FaceSet indexes", index_bytes.clone());
-        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes }
+        let limits = crate::limits::LimitMetrics::default();
+        registry.register("limit_decisions", "Rate and in-flight limit decisions", limits.decisions.clone());
+        registry.register(
+            "limiter_redis_failures",
+            "Calls to the shared limiter (Redis) that failed or timed out",
+            limits.redis_failures.clone(),
+        );
+        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes, limits }
+    }
+
+    /// The limiter's counters, registered here.
+    pub fn limits(&self) -> crate::limits::LimitMetrics {
+        self.limits.clone()
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {

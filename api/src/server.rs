@@ -81,6 +81,8 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
     };
     let ttl = chrono::Duration::hours(i64::try_from(config.faces.token_ttl_hours).unwrap_or(i64::MAX / 3_600_000));
     let indexes = Arc::new(FaceSetIndexes::new(config.facesets.index_config(), config.index_dir()));
+    let metrics = web::Data::new(Metrics::new());
+    let limits = crate::limits::Limits::new(&config.limits, metrics.limits())?;
     let state = web::Data::new(AppState {
         stores: stores.clone(),
         default_region: config.default_region()?,
@@ -95,6 +97,8 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         face_token_ttl: ttl,
         facesets: config.facesets.clone(),
         indexes: indexes.clone(),
+        limits,
+        default_plan: config.limits.default_plan.clone(),
     });
     resume_faceset_tasks(state.clone()).await;
     let checkpointer = spawn_index_checkpointer(
@@ -103,7 +107,6 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         Duration::from_secs(config.facesets.snapshot_interval_secs.max(1)),
     );
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
-    let metrics = web::Data::new(Metrics::new());
     let openapi = routes::openapi();
     let known = web::Data::new(KnownRoutes::from_openapi(&openapi));
     let json_limit = config.max_json_bytes;

@@ -24,6 +24,10 @@ pub struct AppState {
     pub facesets: FaceSetsConfig,
     /// This node's FaceSet search indexes.
     pub indexes: Arc<FaceSetIndexes>,
+    /// Rate and in-flight limits per key and tenant.
+    pub limits: crate::limits::Limits,
+    /// The plan of new tenants when none is named.
+    pub default_plan: String,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.
     pub operator_token_digest: Option<[u8; 32]>,
 }

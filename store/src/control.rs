@@ -7,10 +7,10 @@ use crate::credentials::{self, KeyHasher};
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
 use crate::model::{
-    ApiKey, IssuedKey, KeyId, NewKey, RegionName, Scope, Tenant, TenantId, TenantStatus, millis_to_time,
+    ApiKey, IssuedKey, KeyId, NewKey, Plan, RegionName, Scope, Tenant, TenantId, TenantStatus, millis_to_time,
     new_sortable_id, now_millis,
 };
-use crate::schema::control::{api_keys, tenants};
+use crate::schema::control::{api_keys, plans, tenants};
 
 /// At most this many keys (revoked ones included) per tenant: bounds listing and stops runaway scripts.
 pub const MAX_KEYS_PER_TENANT: i64 = 500;
@@ -26,6 +26,7 @@ struct TenantRow {
     status: String,
     created_at: i64,
     updated_at: i64,
+    plan_id: String,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -36,9 +37,36 @@ impl TryFrom<TenantRow> for Tenant {
             name: r.name,
             home_region: RegionName::parse(&r.home_region)?,
             status: r.status.parse()?,
+            plan_id: r.plan_id,
             created_at: millis_to_time(r.created_at),
             updated_at: millis_to_time(r.updated_at),
         })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = plans)]
+struct PlanRow {
+    id: String,
+    name: String,
+    tenant_qps: i32,
+    tenant_concurrency: i32,
+    key_qps: i32,
+    key_concurrency: i32,
+}
+
+impl From<PlanRow> for Plan {
+    fn from(r: PlanRow) -> Plan {
+        // The table's CHECK constraints keep these positive.
+        let positive = |v: i32| u32::try_from(v).unwrap_or(1).max(1);
+        Plan {
+            id: r.id,
+            name: r.name,
+            tenant_qps: positive(r.tenant_qps),
+            tenant_concurrency: positive(r.tenant_concurrency),
+            key_qps: positive(r.key_qps),
+            key_concurrency: positive(r.key_concurrency),
+        }
     }
 }
 
@@ -95,6 +123,8 @@ pub enum AuthRejection {
 pub struct Authenticated {
     pub tenant: Tenant,
     pub key: ApiKey,
+    /// The tenant's plan (its limits).
+    pub plan: Plan,
 }
 
 pub(crate) fn validate_tenant_name(name: &str) -> StoreResult<String> {
@@ -143,7 +173,7 @@ impl ControlStore {
         &self.db
     }
 
-    pub(crate) async fn insert_tenant(&self, name: &str, home_region: RegionName) -> StoreResult<Tenant> {
+    pub(crate) async fn insert_tenant(&self, name: &str, home_region: RegionName, plan: &str) -> StoreResult<Tenant> {
         let name = validate_tenant_name(name)?;
         let now = now_millis();
         let row = TenantRow {
@@ -153,9 +183,11 @@ impl ControlStore {
             status: TenantStatus::Active.as_str().to_string(),
             created_at: now,
             updated_at: now,
+            plan_id: plan.to_string(),
         };
         self.db
             .run(move |c| {
+                load_plan(c, &row.plan_id)?;
                 let name = row.name.clone();
                 diesel::insert_into(tenants::table)
                     .values(&row)
@@ -230,6 +262,45 @@ impl ControlStore {
             return Err(StoreError::NotFound(Entity::Tenant));
         }
         self.get_tenant(id).await
+    }
+
+    pub(crate) async fn update_tenant_plan(&self, id: &TenantId, plan: &str) -> StoreResult<Tenant> {
+        let (key, plan) = (id.to_string(), plan.to_string());
+        let updated = self
+            .db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    load_plan(c, &plan)?;
+                    Ok(diesel::update(tenants::table.find(&key))
+                        .set((tenants::plan_id.eq(&plan), tenants::updated_at.eq(now_millis())))
+                        .execute(c)?)
+                })
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(Entity::Tenant));
+        }
+        self.get_tenant(id).await
+    }
+
+    /// Every plan, by id.
+    pub async fn list_plans(&self) -> StoreResult<Vec<Plan>> {
+        self.db
+            .run(|c| {
+                Ok(plans::table
+                    .select(PlanRow::as_select())
+                    .order(plans::id.asc())
+                    .load(c)?
+                    .into_iter()
+                    .map(Plan::from)
+                    .collect())
+            })
+            .await
+    }
+
+    pub async fn get_plan(&self, id: &str) -> StoreResult<Plan> {
+        let id = id.to_string();
+        self.db.run(move |c| load_plan(c, &id)).await
     }
 
     pub(crate) async fn delete_tenant(&self, id: &TenantId) -> StoreResult<()> {
@@ -402,14 +473,26 @@ impl ControlStore {
                     .optional()?
                     .ok_or(StoreError::NotFound(Entity::Tenant))?
                     .try_into()?;
+                let plan = load_plan(c, &tenant.plan_id)?;
                 let mut key = ApiKey::try_from(row)?;
                 if key.last_used_at.is_none_or(|t| now - t.timestamp_millis() >= LAST_USED_RESOLUTION_MS) {
                     key.last_used_at = Some(millis_to_time(now));
                 }
-                Ok(Ok(Authenticated { tenant, key }))
+                Ok(Ok(Authenticated { tenant, key, plan }))
             })
             .await
     }
+}
+
+/// A plan by id; an unknown one is `Invalid` (the caller named it).
+fn load_plan(c: &mut crate::db::AnyConnection, id: &str) -> StoreResult<Plan> {
+    plans::table
+        .find(id)
+        .select(PlanRow::as_select())
+        .first(c)
+        .optional()?
+        .map(Plan::from)
+        .ok_or_else(|| StoreError::Invalid(format!("unknown plan `{id}` (see GET /admin/v1/plans)")))
 }
 
 fn load_key(c: &mut crate::db::AnyConnection, tenant: &str, id: &str) -> StoreResult<ApiKey> {

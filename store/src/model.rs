@@ -238,8 +238,27 @@ pub struct Tenant {
     /// Fixed at creation: all of the tenant's data lives in this region's store.
     pub home_region: RegionName,
     pub status: TenantStatus,
+    /// The plan whose limits the tenant's requests are held to (see [`Plan`]).
+    pub plan_id: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What a tenant may do per second and at once. The tenant's limits hold over all its keys together; each
+/// key is held to the key limits, unless the key sets its own (`ApiKey::rate_limit_qps`, `max_concurrency`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// `free`, `pay_as_you_go`, `enterprise`, or one the operator added.
+    pub id: String,
+    pub name: String,
+    /// Requests per second over all the tenant's keys (also the burst a quiet tenant may send at once).
+    pub tenant_qps: u32,
+    /// Requests in flight at once over all the tenant's keys.
+    pub tenant_concurrency: u32,
+    /// Requests per second per key, unless the key sets its own.
+    pub key_qps: u32,
+    /// Requests in flight at once per key, unless the key sets its own.
+    pub key_concurrency: u32,
 }
 
 /// What a key may do: one scope per product family, plus `admin` for managing the tenant's own keys and

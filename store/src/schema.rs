@@ -1,7 +1,7 @@
 //! One diesel schema shared by both backends. The migrations in `migrations/{control,region}/{sqlite,postgres}`
 //! create exactly these tables; a test replays them on both backends.
 
-/// Control-plane tables: tenants and their API keys.
+/// Control-plane tables: tenants, their plans and their API keys.
 pub mod control {
     diesel::table! {
         tenants (id) {
@@ -9,6 +9,20 @@ pub mod control {
             name -> Text,
             home_region -> Text,
             status -> Text,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+            plan_id -> Text,
+        }
+    }
+
+    diesel::table! {
+        plans (id) {
+            id -> Text,
+            name -> Text,
+            tenant_qps -> Integer,
+            tenant_concurrency -> Integer,
+            key_qps -> Integer,
+            key_concurrency -> Integer,
             created_at -> BigInt,
             updated_at -> BigInt,
         }
@@ -34,7 +48,8 @@ pub mod control {
     }
 
     diesel::joinable!(api_keys -> tenants (tenant_id));
-    diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys);
+    diesel::joinable!(tenants -> plans (plan_id));
+    diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys, plans);
 }
 
 /// Region data-store tables: everything a tenant owns. Every table has `tenant_id`.

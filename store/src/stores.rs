@@ -97,21 +97,44 @@ impl Stores {
 
     /// Creates a tenant homed in `region` (which must be configured here); the home region never changes
     /// afterwards except through an explicit migration.
-    pub async fn create_tenant(&self, name: &str, region: &RegionName, by: &Provenance) -> StoreResult<Tenant> {
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        region: &RegionName,
+        plan: &str,
+        by: &Provenance,
+    ) -> StoreResult<Tenant> {
         validate_tenant_name(name)?;
         if !self.regions.contains_key(region) {
             let known: Vec<_> = self.regions.keys().map(|r| r.as_str()).collect();
             return Err(StoreError::Invalid(format!("unknown region `{region}` (configured: {})", known.join(", "))));
         }
-        let tenant = self.control.insert_tenant(name, region.clone()).await?;
+        let tenant = self.control.insert_tenant(name, region.clone(), plan).await?;
         self.tenant_data(&tenant)?
             .record_audit(
                 by,
                 "tenant.created",
                 Some(tenant.id.as_str()),
-                json!({"name": tenant.name, "home_region": tenant.home_region}),
+                json!({"name": tenant.name, "home_region": tenant.home_region, "plan": tenant.plan_id}),
             )
             .await?;
+        Ok(tenant)
+    }
+
+    /// Puts a tenant on another plan; audited as `tenant.plan_changed`.
+    pub async fn set_tenant_plan(&self, id: &TenantId, plan: &str, by: &Provenance) -> StoreResult<Tenant> {
+        let before = self.control.get_tenant(id).await?;
+        let tenant = self.control.update_tenant_plan(id, plan).await?;
+        if before.plan_id != tenant.plan_id {
+            self.tenant_data(&tenant)?
+                .record_audit(
+                    by,
+                    "tenant.plan_changed",
+                    Some(tenant.id.as_str()),
+                    json!({"from": before.plan_id, "to": tenant.plan_id}),
+                )
+                .await?;
+        }
         Ok(tenant)
     }
 

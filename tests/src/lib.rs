@@ -152,6 +152,10 @@ impl TestDatabases {
         for (name, url) in &self.region_urls {
             toml.push_str(&format!("[regions.{name}]\ndatabase_url = {url:?}\n"));
         }
+        // Tests that do not test limits put their tenants on the roomiest plan, so a quick test is not refused.
+        if !extra.contains("[limits]") {
+            toml.push_str("[limits]\ndefault_plan = \"enterprise\"\n");
+        }
         toml
     }
 
@@ -291,8 +295,13 @@ impl TestApp {
 
     /// Another server on the same databases, with index snapshots of its own: a second node of a cluster.
     pub async fn second_node(&self) -> TestApp {
+        self.second_node_with("").await
+    }
+
+    /// Like `second_node`, with extra configuration (top-level keys, or tables) before its own.
+    pub async fn second_node_with(&self, extra_config: &str) -> TestApp {
         let dir = self.dbs.dir.path().join("node2");
-        let extra = format!("[facesets]\nindex_dir = {:?}\n", dir.join("index").display().to_string());
+        let extra = format!("{extra_config}\n[facesets]\nindex_dir = {:?}\n", dir.join("index").display().to_string());
         let config_path = self.dbs.dir.path().join("node2.toml");
         std::fs::write(&config_path, self.dbs.config_toml(&extra)).expect("write config");
         Self::start(TestDatabases::none(), config_path).await

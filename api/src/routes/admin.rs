@@ -1,6 +1,6 @@
 //! The operator admin API (`/admin/v1`), authenticated by the operator token: tenants and their keys.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use faceplate_store::{RegionName, Tenant, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,6 +19,38 @@ pub struct CreateTenantRequest {
     pub name: String,
     /// Home region; default: the configured default region. Cannot be changed later.
     pub region: Option<String>,
+    /// Plan; default: the configured default plan (`free`).
+    pub plan: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPlanRequest {
+    /// A plan id from `GET /admin/v1/plans`.
+    pub plan: String,
+}
+
+/// A plan: what a tenant may do per second and at once.
+#[derive(Serialize, ToSchema)]
+pub struct PlanView {
+    /// `free`, `pay_as_you_go`, `enterprise`.
+    pub id: String,
+    pub name: String,
+    /// Requests per second over all the tenant's keys (also the burst a quiet tenant may send at once).
+    pub tenant_qps: u32,
+    /// Requests in flight at once over all the tenant's keys.
+    pub tenant_concurrency: u32,
+    /// Requests per second per key, unless the key sets `rate_limit_qps`.
+    pub key_qps: u32,
+    /// Requests in flight per key, unless the key sets `max_concurrency`.
+    pub key_concurrency: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlanList {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub plans: Vec<PlanView>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -71,7 +103,8 @@ pub async fn create_tenant(
         Some(name) => RegionName::parse(name)?,
         None => state.default_region.clone(),
     };
-    let tenant = state.stores.create_tenant(&body.name, &region, &operator.provenance()).await?;
+    let plan = body.plan.as_deref().unwrap_or(&state.default_plan);
+    let tenant = state.stores.create_tenant(&body.name, &region, plan, &operator.provenance()).await?;
     Ok(HttpResponse::Created().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
 }
 
@@ -126,6 +159,53 @@ async fn set_status(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = load_tenant(&state, &path).await?;
     let tenant = state.stores.set_tenant_status(&tenant.id, status, &operator.provenance()).await?;
+    Ok(HttpResponse::Ok().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
+}
+
+/// List the plans and their limits.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    responses((status = 200, description = "Every plan", body = PlanList))
+)]
+#[get("/plans")]
+pub async fn list_plans(operator: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let plans = state.stores.control().list_plans().await?;
+    let plans = plans
+        .into_iter()
+        .map(|p| PlanView {
+            id: p.id,
+            name: p.name,
+            tenant_qps: p.tenant_qps,
+            tenant_concurrency: p.tenant_concurrency,
+            key_qps: p.key_qps,
+            key_concurrency: p.key_concurrency,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(PlanList { meta: operator.ctx.meta(), plans }))
+}
+
+/// Put a tenant on another plan: its limits change with its next request, on every node. Audited.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    request_body = SetPlanRequest,
+    responses(
+        (status = 200, description = "The tenant on its new plan", body = TenantResponse),
+        (status = 400, description = "BAD_ARGUMENTS: no such plan", body = ErrorEnvelope),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[put("/tenants/{tenant_id}/plan")]
+pub async fn set_tenant_plan(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<SetPlanRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let tenant = state.stores.set_tenant_plan(&tenant.id, &body.plan, &operator.provenance()).await?;
     Ok(HttpResponse::Ok().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
 }
 

@@ -32,7 +32,11 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         description = "Face and document AI for your applications: a metered, multi-tenant REST API.\n\n\
             Authenticate with `Authorization: Bearer <key>` (tenant endpoints under `/v1`) or the operator token \
             (operator endpoints under `/admin/v1`). Every response carries `X-Request-Id`; every JSON body carries \
-            `request_id` and `time_used` (milliseconds). Errors use one envelope with a stable `error.code`.",
+            `request_id` and `time_used` (milliseconds). Errors use one envelope with a stable `error.code`.\n\n\
+            Each key and each tenant is limited in requests per second and requests in flight, by the tenant's plan \
+            and the key's own `rate_limit_qps` and `max_concurrency`. Admitted responses carry `RateLimit-Policy` \
+            and `RateLimit` (draft-ietf-httpapi-ratelimit-headers); a refused request gets 429 `RATE_LIMITED` with \
+            `Retry-After` (the Face++-compatible API answers 403 `CONCURRENCY_LIMIT_EXCEEDED`, as Face++ does).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     components(schemas(ErrorEnvelope, ErrorBody, ErrorCode)),
@@ -44,7 +48,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
-        (name = "admin", description = "Operator: tenants and their keys"),
+        (name = "admin", description = "Operator: tenants, their plans and their keys"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -155,6 +159,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(admin::suspend_tenant)
             .service(admin::resume_tenant)
             .service(admin::delete_tenant)
+            .service(admin::list_plans)
+            .service(admin::set_tenant_plan)
             .service(admin::create_tenant_key)
             .service(admin::list_tenant_keys)
             .service(admin::revoke_tenant_key),
@@ -202,6 +208,10 @@ fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
             if schemes.iter().any(|s| s == "api_key") {
                 add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended]);
                 add("421", &[ErrorCode::WrongRegion]);
+                add("429", &[ErrorCode::RateLimited]);
+            }
+            if schemes.iter().any(|s| s.starts_with("facepp")) {
+                add("403", &[ErrorCode::AuthorizationError, ErrorCode::ConcurrencyLimitExceeded]);
             }
             if has_input {
                 add("400", &[ErrorCode::BadArguments, ErrorCode::MissingArguments]);

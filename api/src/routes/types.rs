@@ -58,6 +58,8 @@ pub struct TenantView {
     /// The region whose store holds all of this tenant's data. Fixed at creation.
     pub home_region: String,
     pub status: TenantState,
+    /// The plan whose limits hold the tenant's requests (`GET /admin/v1/plans`).
+    pub plan: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -72,6 +74,7 @@ impl From<Tenant> for TenantView {
                 TenantStatus::Active => TenantState::Active,
                 TenantStatus::Suspended => TenantState::Suspended,
             },
+            plan: t.plan_id,
             created_at: t.created_at,
             updated_at: t.updated_at,
         }

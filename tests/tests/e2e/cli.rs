@@ -53,6 +53,15 @@ async fn operator_flow_with_the_real_binary() {
     let tenant_id = tenant["id"].as_str().unwrap();
     assert!(tenant_id.starts_with("ten_"));
     assert_eq!(tenant["home_region"], "local");
+    // Plans: the configured default, then another one; every plan listed with its limits.
+    assert_eq!(tenant["plan"], "enterprise");
+    let moved = cli_json(&run_cli(&config, &["tenant", "set-plan", "acme", "--plan", "pay_as_you_go", "--json"]));
+    assert_eq!(moved["plan"], "pay_as_you_go");
+    let plans = cli_json(&run_cli(&config, &["plan", "list", "--json"]));
+    let ids: Vec<&str> = plans.as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["enterprise", "free", "pay_as_you_go"]);
+    assert_eq!(plans[1]["key_qps"], 5);
+    assert!(!run_cli(&config, &["tenant", "set-plan", "acme", "--plan", "gold"]).status.success());
     let key = cli_json(&run_cli(&config, &["key", "create", "--tenant", tenant_id, "--name", "ci", "--json"]));
     let token = key["token"].as_str().unwrap();
     assert!(key["id"].as_str().unwrap().starts_with("fpk_"));

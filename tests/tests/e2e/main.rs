@@ -7,6 +7,7 @@ mod faces;
 mod facesets;
 mod isolation;
 mod keys;
+mod limits;
 mod migrations;
 mod ocr;
 mod openapi;

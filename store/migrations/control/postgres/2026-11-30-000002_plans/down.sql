@@ -1,0 +1,2 @@
+ALTER TABLE tenants DROP COLUMN plan_id;
+DROP TABLE plans;
