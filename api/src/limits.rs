@@ -164,9 +164,13 @@ impl Limits {
         let (decision, backend) = match &self.redis {
             Some(redis) => match redis.admit(key, tenant, &policy, request_id).await {
                 Ok(decision) => (decision, "redis"),
-                Err(e) => {
-                    self.metrics.redis_failures.inc();
-                    tracing::warn!(error = %e, mode = ?self.on_redis_failure, "shared rate limiter (Redis) failed");
+                Err(unanswered) => {
+                    // Logged once per failed call: at most one a second while Redis is down.
+                    if let Unanswered::Failed(e) = unanswered {
+                        self.metrics.redis_failures.inc();
+                        tracing::warn!(error = %e, mode = ?self.on_redis_failure,
+                            "shared rate limiter (Redis) failed; not asked again for a second");
+                    }
                     match self.on_redis_failure {
                         RedisFailure::Open => (self.local.admit(key, tenant, &policy), "local"),
                         RedisFailure::Closed => (Err(Refusal::Unavailable), "redis"),
@@ -333,6 +337,13 @@ return 1
 /// How long Redis is left alone after a failure.
 const REDIS_BACKOFF: Duration = Duration::from_secs(1);
 
+/// Why the shared limiter gave no decision.
+enum Unanswered {
+    /// Redis failed less than [`REDIS_BACKOFF`] ago and was not asked.
+    BackingOff,
+    Failed(anyhow::Error),
+}
+
 struct RedisLimiter {
     client: redis::Client,
     connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
@@ -392,16 +403,27 @@ impl RedisLimiter {
         tenant: &str,
         policy: &Policy,
         request_id: &str,
-    ) -> anyhow::Result<Result<Admission, Refusal>> {
-        let result = tokio::time::timeout(self.timeout, self.call_admit(key, tenant, policy, request_id)).await;
-        let result = match result {
+    ) -> Result<Result<Admission, Refusal>, Unanswered> {
+        if self.down_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|until| Instant::now() < until) {
+            return Err(Unanswered::BackingOff);
+        }
+        let result = match tokio::time::timeout(self.timeout, self.call_admit(key, tenant, policy, request_id)).await {
             Ok(result) => result,
             Err(_) => Err(anyhow::anyhow!("no answer from Redis within {} ms", self.timeout.as_millis())),
         };
-        if result.is_err() {
-            *self.down_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now() + REDIS_BACKOFF);
+        let mut down_until = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(decision) => {
+                if down_until.take().is_some() {
+                    tracing::info!("shared rate limiter (Redis) answers again");
+                }
+                Ok(decision)
+            }
+            Err(e) => {
+                *down_until = Some(Instant::now() + REDIS_BACKOFF);
+                Err(Unanswered::Failed(e))
+            }
         }
-        result
     }
 
     async fn call_admit(
@@ -411,9 +433,6 @@ impl RedisLimiter {
         policy: &Policy,
         request_id: &str,
     ) -> anyhow::Result<Result<Admission, Refusal>> {
-        if self.down_until.lock().unwrap_or_else(|p| p.into_inner()).is_some_and(|until| Instant::now() < until) {
-            anyhow::bail!("Redis failed less than {} s ago", REDIS_BACKOFF.as_secs());
-        }
         let mut connection = self.connection().await?;
         let p = &self.prefix;
         let names = [
