@@ -154,6 +154,17 @@ impl Limits {
         })
     }
 
+    /// Opens the connection to Redis and loads the scripts, so the first requests do not pay for that within
+    /// their timeout. A failure is only logged: requests then retry, and `on_redis_failure` applies.
+    pub async fn warm_up(&self) {
+        let Some(redis) = &self.redis else { return };
+        match tokio::time::timeout(Duration::from_secs(5), redis.warm_up()).await {
+            Ok(Ok(())) => tracing::info!("shared rate limiter (Redis) connected"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "shared rate limiter (Redis) is not reachable yet"),
+            Err(_) => tracing::warn!("shared rate limiter (Redis) did not answer within 5 s"),
+        }
+    }
+
     /// Admits the request or says why not. `None` when limits are off.
     pub async fn admit(&self, caller: &Authenticated, request_id: &str) -> Result<Option<Admission>, Refusal> {
         if !self.enabled {
@@ -485,6 +496,14 @@ impl RedisLimiter {
             }
             other => anyhow::bail!("unexpected outcome {other} from the limiter script"),
         })
+    }
+
+    async fn warm_up(&self) -> anyhow::Result<()> {
+        let mut connection = self.connection().await?;
+        for script in [&self.admit, &*self.release] {
+            script.prepare_invoke().load_async(&mut connection).await?;
+        }
+        Ok(())
     }
 
     /// The shared connection, opened on first use (so a node starts while Redis is down); it reconnects on

@@ -83,6 +83,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
     let indexes = Arc::new(FaceSetIndexes::new(config.facesets.index_config(), config.index_dir()));
     let metrics = web::Data::new(Metrics::new());
     let limits = crate::limits::Limits::new(&config.limits, metrics.limits())?;
+    limits.warm_up().await;
     let state = web::Data::new(AppState {
         stores: stores.clone(),
         default_region: config.default_region()?,

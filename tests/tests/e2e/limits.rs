@@ -15,7 +15,11 @@ const REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// A Redis key prefix of this test's own, so tests sharing the machine's Redis do not share counts.
 fn redis_config(on_failure: &str, url: &str) -> String {
     let prefix = format!("faceplate-test-{}", uuid::Uuid::new_v4());
-    format!("[limits]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\non_redis_failure = {on_failure:?}\n")
+    // A timeout far above production's 100 ms: the tests share two cores with the rest of the suite.
+    format!(
+        "[limits]\nredis_url = {url:?}\nredis_prefix = {prefix:?}\non_redis_failure = {on_failure:?}\n\
+         redis_timeout_ms = 3000\n"
+    )
 }
 
 /// A tenant on `plan` with one key of the given own limits; returns (tenant id, bearer token).
@@ -160,9 +164,27 @@ async fn the_facepp_api_answers_as_facepp_does() {
     assert_eq!(refused.body["error_message"], "CONCURRENCY_LIMIT_EXCEEDED");
 }
 
-/// Starts a request whose body never ends until the returned sender is dropped or sent to: the server
-/// admits it (authentication comes before the body) and holds its in-flight slot meanwhile.
-fn held_request(app: &TestApp, token: &str) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<u16>) {
+/// Requests `app` admitted so far, from its metrics.
+async fn admitted_so_far(app: &TestApp) -> f64 {
+    let metrics = faceplate_tests::read(app.client.get(app.url("/metrics")).send().await.unwrap()).await;
+    metrics
+        .text
+        .lines()
+        .filter(|l| l.starts_with("faceplate_limit_decisions_total{") && l.contains("decision=\"allowed\""))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A request held in flight on `app`: its body does not end until `release` is sent to (authentication and
+/// limits come before the body, so the server admits it and holds its slots meanwhile). Returns once `app`
+/// has admitted it.
+struct Held {
+    release: tokio::sync::oneshot::Sender<()>,
+    response: tokio::task::JoinHandle<u16>,
+}
+
+async fn hold(app: &TestApp, token: &str) -> Held {
+    let before = admitted_so_far(app).await;
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let start = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"--x\r\n".to_vec()) });
     let end = futures_util::stream::once(async move {
@@ -176,19 +198,21 @@ fn held_request(app: &TestApp, token: &str) -> (tokio::sync::oneshot::Sender<()>
         .bearer_auth(token)
         .header("content-type", "multipart/form-data; boundary=x")
         .body(body);
-    (release, tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }))
+    let response = tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admitted_so_far(app).await < before + 1.0 {
+        assert!(!response.is_finished(), "the held request ended before it was admitted");
+        assert!(Instant::now() < deadline, "the held request was not admitted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Held { release, response }
 }
 
-/// Asks until `app` refuses `token` for having a request in flight (the held one was admitted); at most
-/// 10 s, so a broken limiter fails the test instead of hanging it.
-async fn wait_until_in_flight(app: &TestApp, token: &str) -> Resp {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let resp = app.get("/v1/me", token).await;
-        if resp.status.as_u16() == 429 || Instant::now() > deadline {
-            return resp;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+impl Held {
+    /// Ends the request; its status.
+    async fn end(self) -> u16 {
+        self.release.send(()).unwrap();
+        self.response.await.unwrap()
     }
 }
 
@@ -196,13 +220,12 @@ async fn wait_until_in_flight(app: &TestApp, token: &str) -> Resp {
 async fn a_key_with_a_request_in_flight_at_its_limit_is_refused_until_it_ends() {
     let app = TestApp::spawn().await;
     let (_, token) = tenant_with_key(&app, "acme", "free", json!({"rate_limit_qps": 1000, "max_concurrency": 1})).await;
-    let (release, held) = held_request(&app, &token);
-    let refused = wait_until_in_flight(&app, &token).await.expect(429);
+    let held = hold(&app, &token).await;
+    let refused = app.get("/v1/me", &token).await.expect(429);
     assert_eq!(refused.error_code(), "RATE_LIMITED");
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("1 requests in flight"));
     assert_eq!(refused.header("retry-after"), Some("1"));
-    release.send(()).unwrap();
-    assert_eq!(held.await.unwrap(), 400, "the held request ends (its form has no image)");
+    assert_eq!(held.end().await, 400, "the held request ends (its form has no image)");
     // Its slot is free again.
     app.get("/v1/me", &token).await.expect(200);
 }
@@ -216,10 +239,9 @@ async fn two_nodes_sharing_redis_hold_one_limit() {
         tenant_with_key(&a, "acme", "enterprise", json!({"rate_limit_qps": 1000, "max_concurrency": 1})).await;
 
     // A request held open on node A fills the key's one slot on node B too.
-    let (release, held) = held_request(&a, &token);
-    assert_eq!(wait_until_in_flight(&b, &token).await.expect(429).error_code(), "RATE_LIMITED");
-    release.send(()).unwrap();
-    held.await.unwrap();
+    let held = hold(&a, &token).await;
+    assert_eq!(b.get("/v1/me", &token).await.expect(429).error_code(), "RATE_LIMITED");
+    assert_eq!(held.end().await, 400);
     // Freed on A, so B admits (the slot is given back a moment after the response).
     let deadline = Instant::now() + Duration::from_secs(10);
     while b.get("/v1/me", &token).await.status.as_u16() != 200 {
