@@ -338,9 +338,15 @@ fn concurrent_adds_and_searches() {
     }
     assert!(index.is_hnsw());
     assert_eq!(index.len(), 8_000);
-    for key in (0..8_000).step_by(250) {
-        assert_eq!(index.search(&vectors[key], 1).unwrap()[0].0, key as u64);
+    // Every face is there: the exact search finds each as its own best match; the graph, built by two threads
+    // at once (so not the same graph each run), nearly always (it missed 1 of 32 in one CI run).
+    let probes: Vec<usize> = (0..8_000).step_by(250).collect();
+    let mut found = 0;
+    for &key in &probes {
+        assert_eq!(index.exact_search(&vectors[key], 1).unwrap()[0].0, key as u64);
+        found += usize::from(index.search(&vectors[key], 1).unwrap()[0].0 == key as u64);
     }
+    assert!(found as f64 >= 0.9 * probes.len() as f64, "{found} of {} found", probes.len());
 }
 
 #[test]
