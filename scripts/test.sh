@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: every test on SQLite, then every test again on PostgreSQL when TEST_POSTGRES_URL
 # is set (an admin connection, e.g. postgres://postgres@127.0.0.1:5432/postgres; each test creates and drops
-# databases of its own), then validates the committed OpenAPI document with an independent validator.
+# databases of its own), then validates the committed OpenAPI document with an independent validator. The
+# limiter tests use a real Redis (TEST_REDIS_URL, the local one, or one started here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,6 +18,21 @@ if ! cmp -s tests/compat/requirements.txt "$compat/requirements.txt" 2>/dev/null
     python3 -m venv "$compat"
     "$compat/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/compat/requirements.txt
     cp tests/compat/requirements.txt "$compat/requirements.txt"
+fi
+
+# The limiter tests share counts through a real Redis: TEST_REDIS_URL, else the one on the standard port, else
+# a private one started here (without persistence) and stopped at the end.
+if [ -z "${TEST_REDIS_URL:-}" ]; then
+    if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        export TEST_REDIS_URL="redis://127.0.0.1:6379"
+    else
+        port=6391
+        redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+            --pidfile "$cache/test-redis.pid" --logfile "$cache/test-redis.log"
+        trap 'kill "$(cat "$cache/test-redis.pid")" 2>/dev/null || true' EXIT
+        for _ in $(seq 1 50); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+        export TEST_REDIS_URL="redis://127.0.0.1:$port"
+    fi
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -513,7 +513,13 @@ impl RedisLimiter {
         if let Some(connection) = connection.as_ref() {
             return Ok(connection.clone());
         }
-        let opened = redis::aio::ConnectionManager::new(self.client.clone()).await?;
+        // One quick attempt: a request must not wait for reconnection back-offs (the manager still
+        // reconnects on its own later).
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        let opened = redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await?;
         *connection = Some(opened.clone());
         Ok(opened)
     }

@@ -10,7 +10,10 @@ use faceplate_tests::{OPERATOR_TOKEN, Resp, TestApp};
 use reqwest::Method;
 use serde_json::json;
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The Redis the tests share counts through: `TEST_REDIS_URL` (scripts/test.sh sets it), else the standard port.
+fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_string())
+}
 
 /// A Redis key prefix of this test's own, so tests sharing the machine's Redis do not share counts.
 fn redis_config(on_failure: &str, url: &str) -> String {
@@ -232,7 +235,7 @@ async fn a_key_with_a_request_in_flight_at_its_limit_is_refused_until_it_ends() 
 
 #[tokio::test]
 async fn two_nodes_sharing_redis_hold_one_limit() {
-    let redis = redis_config("closed", REDIS_URL);
+    let redis = redis_config("closed", &redis_url());
     let a = TestApp::spawn_with(&["local"], &redis).await;
     let b = a.second_node_with(&redis).await;
     let (_, token) =
