@@ -128,7 +128,6 @@ pub async fn authorize(
     match state.limits.admit(&authenticated, &request_id).await {
         // The admission lives in the request until it ends, holding the in-flight slots.
         Ok(Some(admission)) => {
-            req.extensions_mut().insert(admission.rate.clone());
             req.extensions_mut().insert(admission);
         }
         Ok(None) => {}

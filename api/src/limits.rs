@@ -357,7 +357,8 @@ enum Unanswered {
 
 struct RedisLimiter {
     client: redis::Client,
-    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    /// Opened on first use; a failed opening leaves it empty for the next request to retry.
+    connection: tokio::sync::OnceCell<redis::aio::ConnectionManager>,
     admit: redis::Script,
     release: Arc<redis::Script>,
     prefix: String,
@@ -398,7 +399,7 @@ impl RedisLimiter {
         let client = redis::Client::open(url).map_err(|e| anyhow::anyhow!("limits.redis_url `{url}`: {e}"))?;
         Ok(RedisLimiter {
             client,
-            connection: tokio::sync::Mutex::new(None),
+            connection: tokio::sync::OnceCell::new(),
             admit: redis::Script::new(ADMIT_SCRIPT),
             release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
             prefix: config.redis_prefix.clone(),
@@ -507,21 +508,21 @@ impl RedisLimiter {
     }
 
     /// The shared connection, opened on first use (so a node starts while Redis is down); it reconnects on
-    /// its own after a failure.
+    /// its own after a failure. Once open, requests share it without a lock.
     async fn connection(&self) -> anyhow::Result<redis::aio::ConnectionManager> {
-        let mut connection = self.connection.lock().await;
-        if let Some(connection) = connection.as_ref() {
-            return Ok(connection.clone());
-        }
-        // One quick attempt: a request must not wait for reconnection back-offs (the manager still
-        // reconnects on its own later).
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let opened = redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await?;
-        *connection = Some(opened.clone());
-        Ok(opened)
+        let opened = self
+            .connection
+            .get_or_try_init(|| async {
+                // One quick attempt: a request must not wait for reconnection back-offs (the manager still
+                // reconnects on its own later).
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_number_of_retries(1)
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                redis::aio::ConnectionManager::new_with_config(self.client.clone(), config).await
+            })
+            .await?;
+        Ok(opened.clone())
     }
 }
 

@@ -12,7 +12,7 @@ use actix_web::{HttpMessage, HttpResponse, web};
 
 use crate::context::RequestContext;
 use crate::error::{ApiError, ErrorCode};
-use crate::limits::RateState;
+use crate::limits::Admission;
 use crate::metrics::Metrics;
 use faceplate_store::TenantId;
 
@@ -40,10 +40,10 @@ pub async fn observe(
     if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    if let Some(rate) = http_req.extensions().get::<RateState>()
+    if let Some(admission) = http_req.extensions().get::<Admission>()
         && api_error.is_none()
     {
-        for (name, value) in crate::auth::rate_limit_headers(rate) {
+        for (name, value) in crate::auth::rate_limit_headers(&admission.rate) {
             if let Ok(value) = HeaderValue::from_str(&value) {
                 response.headers_mut().insert(HeaderName::from_static(name), value);
             }

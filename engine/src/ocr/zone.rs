@@ -45,10 +45,14 @@ pub(super) struct Seed<'a> {
 }
 
 impl Seed<'_> {
+    /// The corner opposite the reading start (bottom-right of the text).
+    fn far(&self) -> [f32; 2] {
+        [self.end[0] + self.below[0] - self.start[0], self.end[1] + self.below[1] - self.start[1]]
+    }
+
     /// The line's corners, reading start first.
     fn quad(&self) -> Quad {
-        let far = [self.end[0] + self.below[0] - self.start[0], self.end[1] + self.below[1] - self.start[1]];
-        [self.start, self.end, far, self.below]
+        [self.start, self.end, self.far(), self.below]
     }
 
     fn centre(&self) -> [f32; 2] {
@@ -142,8 +146,7 @@ impl Band {
                 high = [high[0].max(a), high[1].max(b)];
             }
             // The fourth corner.
-            let (a, b) =
-                project([seed.end[0] + seed.below[0] - seed.start[0], seed.end[1] + seed.below[1] - seed.start[1]]);
+            let (a, b) = project(seed.far());
             low = [low[0].min(a), low[1].min(b)];
             high = [high[0].max(a), high[1].max(b)];
         }
@@ -195,10 +198,9 @@ fn widened_short_lines(seeds: &[Seed<'_>]) -> Option<Vec<Option<Quad>>> {
     }
     let u = [(reference.end[0] - reference.start[0]) / along, (reference.end[1] - reference.start[1]) / along];
     let position = |p: [f32; 2]| (p[0] - reference.start[0]) * u[0] + (p[1] - reference.start[1]) * u[1];
-    let far = |s: &Seed<'_>| [s.end[0] + s.below[0] - s.start[0], s.end[1] + s.below[1] - s.start[1]];
     let pad = 0.5 * height;
     let low = seeds.iter().map(|s| position(s.start).min(position(s.below))).fold(f32::INFINITY, f32::min) - pad;
-    let high = seeds.iter().map(|s| position(s.end).max(position(far(s)))).fold(f32::NEG_INFINITY, f32::max) + pad;
+    let high = seeds.iter().map(|s| position(s.end).max(position(s.far()))).fold(f32::NEG_INFINITY, f32::max) + pad;
     let mut quads = Vec::with_capacity(seeds.len());
     for seed in seeds {
         if valid_length(seed.text) {
