@@ -133,6 +133,23 @@ pub async fn authorize(
         Ok(None) => {}
         Err(refusal) => return Err(refused(&refusal, is_facepp(req.path()))),
     }
+    if state.metering.enabled() {
+        let data = state.stores.tenant_data(&authenticated.tenant)?;
+        match state.metering.admit(data, &authenticated, req).await {
+            Ok(Some(billable)) => {
+                req.extensions_mut().insert(billable);
+            }
+            Ok(None) => {}
+            Err(error) if error.code == ErrorCode::QuotaExceeded && is_facepp(req.path()) => {
+                return Err(ApiError {
+                    code: ErrorCode::AuthorizationError,
+                    facepp_message: Some("AUTHORIZATION_ERROR:Insufficient Account Balance"),
+                    ..error
+                });
+            }
+            Err(error) => return Err(error),
+        }
+    }
     Ok(authenticated)
 }
 

@@ -96,6 +96,14 @@ pub enum FacesetCommand {
 pub enum PlanCommand {
     /// List the plans and their limits.
     List,
+    /// Create a plan or replace its terms, from JSON: the body of `PUT /admin/v1/plans/{plan_id}`.
+    Put {
+        /// Plan id: 1-64 characters of a-z, 0-9, `_` and `-`.
+        plan: String,
+        /// JSON file with the plan's terms (`-` for standard input).
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -296,6 +304,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         p.name
                     );
                 }
+            }
+            Ok(())
+        }
+        Command::Plan(PlanCommand::Put { plan, file }) => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let spec: crate::routes::admin::PlanSpec =
+                serde_json::from_str(&text).with_context(|| format!("{} is not a plan", file.display()))?;
+            let plan = spec.into_plan(plan).map_err(|e| anyhow::anyhow!(e.message))?;
+            let (stores, _) = open_stores(&config).await?;
+            let plan = stores.control().put_plan(plan).await?;
+            if out.json {
+                emit!("{}", serde_json::to_string(&plan)?);
+            } else {
+                emit!("plan {} stored ({} products)", plan.id, plan.products.len());
             }
             Ok(())
         }

@@ -64,6 +64,40 @@ pub struct Config {
     pub facesets: FaceSetsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    #[serde(default)]
+    pub metering: MeteringConfig,
+}
+
+/// Usage metering and quotas (see `metering.rs`).
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct MeteringConfig {
+    /// Off: nothing is counted and no quota applies (to measure what metering costs). Default: on.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// A retry with the same Idempotency-Key and the same request is answered free within this many hours.
+    #[serde(default = "default_idempotency_window")]
+    pub idempotency_window_hours: u64,
+    /// How often a node re-reads a tenant's month-to-date usage for its quota, in milliseconds.
+    #[serde(default = "default_quota_refresh_ms")]
+    pub quota_refresh_ms: u64,
+}
+
+impl Default for MeteringConfig {
+    fn default() -> Self {
+        MeteringConfig {
+            enabled: true,
+            idempotency_window_hours: default_idempotency_window(),
+            quota_refresh_ms: default_quota_refresh_ms(),
+        }
+    }
+}
+
+fn default_idempotency_window() -> u64 {
+    24
+}
+fn default_quota_refresh_ms() -> u64 {
+    1000
 }
 
 /// Rate and concurrency limits (see `limits.rs`). The numbers come from each tenant's plan and its keys.

@@ -138,6 +138,11 @@ error_codes! {
     /// Face++ API: over the key's or its tenant's requests per second or requests in flight (Face++ answers
     /// both this way); `error_message` is the bare code, as Face++ sends it.
     ConcurrencyLimitExceeded = "CONCURRENCY_LIMIT_EXCEEDED" => FORBIDDEN,
+    /// The tenant has used all the units of this product its plan allows this month (or the plan does not
+    /// include the product). The Face++-compatible API answers `AUTHORIZATION_ERROR:Insufficient Account Balance`.
+    QuotaExceeded = "QUOTA_EXCEEDED" => FORBIDDEN,
+    /// The `Idempotency-Key` was already used for a different request (or longer ago than the retry window).
+    IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED" => CONFLICT,
 }
 
 impl fmt::Display for ErrorCode {
@@ -174,11 +179,13 @@ pub struct ApiError {
     pub internal: Option<String>,
     /// Extra headers, e.g. `Allow` for 405.
     pub headers: Vec<(&'static str, String)>,
+    /// `error_message` exactly as Face++ words it, where it differs from `CODE: message`.
+    pub facepp_message: Option<&'static str>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError { code, message: message.into(), internal: None, headers: Vec::new() }
+        ApiError { code, message: message.into(), internal: None, headers: Vec::new(), facepp_message: None }
     }
 
     pub fn internal(detail: impl fmt::Display) -> Self {
@@ -206,10 +213,10 @@ impl ApiError {
             request_id: request_id.to_string(),
             time_used,
             error: ErrorBody { code: self.code, message: self.message.clone() },
-            error_message: if self.code == ErrorCode::ConcurrencyLimitExceeded {
-                self.code.to_string()
-            } else {
-                format!("{}: {}", self.code, self.message)
+            error_message: match (self.facepp_message, self.code) {
+                (Some(message), _) => message.to_string(),
+                (None, ErrorCode::ConcurrencyLimitExceeded) => self.code.to_string(),
+                (None, _) => format!("{}: {}", self.code, self.message),
             },
         }
     }

@@ -10,6 +10,7 @@ pub mod forms;
 pub mod image_url;
 pub mod import;
 pub mod limits;
+pub mod metering;
 pub mod metrics;
 pub mod observe;
 pub mod routes;

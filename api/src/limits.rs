@@ -538,6 +538,9 @@ mod tests {
             tenant_concurrency: 2,
             key_qps: 1,
             key_concurrency: 1,
+            currency: "usd".into(),
+            base_fee_cents: 0,
+            products: Default::default(),
         }
     }
 

@@ -29,6 +29,7 @@ pub struct Metrics {
     index_faces: Gauge,
     index_bytes: Gauge,
     limits: crate::limits::LimitMetrics,
+    metering: crate::metering::MeteringMetrics,
 }
 
 impl Metrics {
@@ -51,7 +52,15 @@ impl Metrics {
             "Calls to the shared limiter (Redis) that failed or timed out",
             limits.redis_failures.clone(),
         );
-        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes, limits }
+        let metering = crate::metering::MeteringMetrics::default();
+        registry.register("usage_events", "Billable answers by what recording them did", metering.events.clone());
+        registry.register("quota_refusals", "Billable requests refused by a quota", metering.quota_refusals.clone());
+        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes, limits, metering }
+    }
+
+    /// The metering counters, registered here.
+    pub fn metering(&self) -> crate::metering::MeteringMetrics {
+        self.metering.clone()
     }
 
     /// The limiter's counters, registered here.

@@ -24,6 +24,8 @@ pub async fn observe(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let ctx = RequestContext::new();
     req.extensions_mut().insert(ctx.clone());
+    let mut req = req;
+    crate::metering::BodyDigest::attach(&mut req);
     let metrics = req.app_data::<web::Data<Metrics>>().cloned();
 
     // Routing and handlers turn their errors into responses, so an `Err` here can only come from the service
@@ -32,6 +34,8 @@ pub async fn observe(
         tracing::error!(request_id = %ctx.request_id, error = %e, "service failed");
     })?;
     let (http_req, response) = response.map_into_boxed_body().into_parts();
+    // Before anything else: an answer that cannot be metered becomes an error.
+    let response = crate::metering::settle(&http_req, response).await;
     let api_error = error_of(&response);
     let mut response = match &api_error {
         Some(error) => render_error(error, &ctx, &response),

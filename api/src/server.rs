@@ -99,6 +99,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         facesets: config.facesets.clone(),
         indexes: indexes.clone(),
         limits,
+        metering: crate::metering::Metering::new(config.metering.clone(), metrics.metering()),
         default_plan: config.limits.default_plan.clone(),
     });
     resume_faceset_tasks(state.clone()).await;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub indexes: Arc<FaceSetIndexes>,
     /// Rate and in-flight limits per key and tenant.
     pub limits: crate::limits::Limits,
+    /// Quotas and usage metering of billable operations.
+    pub metering: std::sync::Arc<crate::metering::Metering>,
     /// The plan of new tenants when none is named.
     pub default_plan: String,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.

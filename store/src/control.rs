@@ -7,10 +7,10 @@ use crate::credentials::{self, KeyHasher};
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
 use crate::model::{
-    ApiKey, IssuedKey, KeyId, NewKey, Plan, RegionName, Scope, Tenant, TenantId, TenantStatus, millis_to_time,
-    new_sortable_id, now_millis,
+    ApiKey, IssuedKey, KeyId, NewKey, Plan, Product, ProductTerms, RegionName, Scope, Tenant, TenantId, TenantStatus,
+    millis_to_time, new_sortable_id, now_millis,
 };
-use crate::schema::control::{api_keys, plans, tenants};
+use crate::schema::control::{api_keys, plan_products, plans, tenants};
 
 /// At most this many keys (revoked ones included) per tenant: bounds listing and stops runaway scripts.
 pub const MAX_KEYS_PER_TENANT: i64 = 500;
@@ -44,7 +44,7 @@ impl TryFrom<TenantRow> for Tenant {
     }
 }
 
-#[derive(Queryable, Selectable)]
+#[derive(Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = plans)]
 struct PlanRow {
     id: String,
@@ -53,19 +53,46 @@ struct PlanRow {
     tenant_concurrency: i32,
     key_qps: i32,
     key_concurrency: i32,
+    currency: String,
+    base_fee_cents: i64,
 }
 
-impl From<PlanRow> for Plan {
-    fn from(r: PlanRow) -> Plan {
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = plan_products)]
+struct PlanProductRow {
+    plan_id: String,
+    product: String,
+    included_units: i64,
+    monthly_cap: Option<i64>,
+    unit_price_micros: i64,
+}
+
+impl PlanRow {
+    fn into_plan(self, products: Vec<PlanProductRow>) -> Plan {
         // The table's CHECK constraints keep these positive.
         let positive = |v: i32| u32::try_from(v).unwrap_or(1).max(1);
         Plan {
-            id: r.id,
-            name: r.name,
-            tenant_qps: positive(r.tenant_qps),
-            tenant_concurrency: positive(r.tenant_concurrency),
-            key_qps: positive(r.key_qps),
-            key_concurrency: positive(r.key_concurrency),
+            id: self.id,
+            name: self.name,
+            tenant_qps: positive(self.tenant_qps),
+            tenant_concurrency: positive(self.tenant_concurrency),
+            key_qps: positive(self.key_qps),
+            key_concurrency: positive(self.key_concurrency),
+            currency: self.currency,
+            base_fee_cents: self.base_fee_cents,
+            // A product this build does not know (a newer node wrote it) is left out, not an error.
+            products: products
+                .into_iter()
+                .filter_map(|p| {
+                    let product = p.product.parse::<Product>().ok()?;
+                    let terms = ProductTerms {
+                        included_units: p.included_units,
+                        monthly_cap: p.monthly_cap,
+                        unit_price_micros: p.unit_price_micros,
+                    };
+                    Some((product, terms))
+                })
+                .collect(),
         }
     }
 }
@@ -287,13 +314,65 @@ impl ControlStore {
     pub async fn list_plans(&self) -> StoreResult<Vec<Plan>> {
         self.db
             .run(|c| {
-                Ok(plans::table
-                    .select(PlanRow::as_select())
-                    .order(plans::id.asc())
-                    .load(c)?
+                let rows = plans::table.select(PlanRow::as_select()).order(plans::id.asc()).load(c)?;
+                let mut products = plan_products::table.select(PlanProductRow::as_select()).load(c)?;
+                Ok(rows
                     .into_iter()
-                    .map(Plan::from)
+                    .map(|row| {
+                        let (own, rest) = products.drain(..).partition(|p| p.plan_id == row.id);
+                        products = rest;
+                        row.into_plan(own)
+                    })
                     .collect())
+            })
+            .await
+    }
+
+    /// Creates a plan or replaces one (its limits, fee and every product's terms). Tenants on it get the new
+    /// terms from their next request.
+    pub async fn put_plan(&self, plan: Plan) -> StoreResult<Plan> {
+        validate_plan(&plan)?;
+        let id = plan.id.clone();
+        self.db
+            .run(move |c| {
+                write_transaction(c, |c| {
+                    let count = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+                    let row = PlanRow {
+                        id: plan.id.clone(),
+                        name: plan.name.clone(),
+                        tenant_qps: count(plan.tenant_qps),
+                        tenant_concurrency: count(plan.tenant_concurrency),
+                        key_qps: count(plan.key_qps),
+                        key_concurrency: count(plan.key_concurrency),
+                        currency: plan.currency.clone(),
+                        base_fee_cents: plan.base_fee_cents,
+                    };
+                    let now = now_millis();
+                    let updated =
+                        diesel::update(plans::table.find(&row.id)).set((&row, plans::updated_at.eq(now))).execute(c)?;
+                    if updated == 0 {
+                        diesel::insert_into(plans::table)
+                            .values((&row, plans::created_at.eq(now), plans::updated_at.eq(now)))
+                            .execute(c)?;
+                    }
+                    diesel::delete(plan_products::table.filter(plan_products::plan_id.eq(&row.id))).execute(c)?;
+                    let products: Vec<PlanProductRow> = plan
+                        .products
+                        .iter()
+                        .map(|(product, terms)| PlanProductRow {
+                            plan_id: row.id.clone(),
+                            product: product.as_str().to_string(),
+                            included_units: terms.included_units,
+                            monthly_cap: terms.monthly_cap,
+                            unit_price_micros: terms.unit_price_micros,
+                        })
+                        .collect();
+                    // Row by row: multi-row inserts do not compile for the multi-backend connection.
+                    for product in &products {
+                        diesel::insert_into(plan_products::table).values(product).execute(c)?;
+                    }
+                    load_plan(c, &id)
+                })
             })
             .await
     }
@@ -486,13 +565,43 @@ impl ControlStore {
 
 /// A plan by id; an unknown one is `Invalid` (the caller named it).
 fn load_plan(c: &mut crate::db::AnyConnection, id: &str) -> StoreResult<Plan> {
-    plans::table
+    let row = plans::table
         .find(id)
         .select(PlanRow::as_select())
         .first(c)
         .optional()?
-        .map(Plan::from)
-        .ok_or_else(|| StoreError::Invalid(format!("unknown plan `{id}` (see GET /admin/v1/plans)")))
+        .ok_or_else(|| StoreError::Invalid(format!("unknown plan `{id}` (see GET /admin/v1/plans)")))?;
+    let products =
+        plan_products::table.filter(plan_products::plan_id.eq(id)).select(PlanProductRow::as_select()).load(c)?;
+    Ok(row.into_plan(products))
+}
+
+fn validate_plan(plan: &Plan) -> StoreResult<()> {
+    let id_ok = !plan.id.is_empty()
+        && plan.id.len() <= 64
+        && plan.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !id_ok {
+        return Err(StoreError::Invalid("a plan id is 1-64 characters of a-z, 0-9, `_` and `-`".into()));
+    }
+    if plan.name.trim().is_empty() || plan.name.len() > 200 {
+        return Err(StoreError::Invalid("a plan name is 1-200 characters".into()));
+    }
+    let limits = [plan.tenant_qps, plan.tenant_concurrency, plan.key_qps, plan.key_concurrency];
+    if limits.iter().any(|&v| v == 0 || v > 1_000_000) {
+        return Err(StoreError::Invalid("rate and in-flight limits are between 1 and 1000000".into()));
+    }
+    if plan.currency.len() != 3 || !plan.currency.bytes().all(|b| b.is_ascii_lowercase()) {
+        return Err(StoreError::Invalid("currency is a lower-case ISO 4217 code, such as `usd`".into()));
+    }
+    if plan.base_fee_cents < 0 {
+        return Err(StoreError::Invalid("base_fee_cents must not be negative".into()));
+    }
+    for (product, terms) in &plan.products {
+        if terms.included_units < 0 || terms.unit_price_micros < 0 || terms.monthly_cap.is_some_and(|c| c < 0) {
+            return Err(StoreError::Invalid(format!("the terms of `{product}` must not be negative")));
+        }
+    }
+    Ok(())
 }
 
 fn load_key(c: &mut crate::db::AnyConnection, tenant: &str, id: &str) -> StoreResult<ApiKey> {

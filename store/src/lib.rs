@@ -16,6 +16,7 @@ pub mod model;
 pub mod schema;
 pub mod stores;
 pub mod tenant_data;
+pub mod usage;
 
 pub use control::{AuthRejection, Authenticated, ControlStore};
 pub use db::{AnyConnection, Backend, DatabaseUrl, StoreKind};
@@ -27,3 +28,4 @@ pub use facesets::{
 pub use model::*;
 pub use stores::{MigrationReport, Stores, StoresConfig};
 pub use tenant_data::TenantData;
+pub use usage::{Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent};

@@ -259,6 +259,89 @@ pub struct Plan {
     pub key_qps: u32,
     /// Requests in flight at once per key, unless the key sets its own.
     pub key_concurrency: u32,
+    /// ISO 4217 code, lower case (as Stripe writes it).
+    pub currency: String,
+    /// Charged every month whatever the usage, in cents.
+    pub base_fee_cents: i64,
+    /// What the plan offers per product; a product not listed is not available on the plan.
+    pub products: std::collections::BTreeMap<Product, ProductTerms>,
+}
+
+impl Plan {
+    pub fn terms(&self, product: Product) -> Option<&ProductTerms> {
+        self.products.get(&product)
+    }
+}
+
+/// A plan's terms for one product, per calendar month (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductTerms {
+    /// Units covered by the plan's base fee.
+    pub included_units: i64,
+    /// At most this many units a month; `None`: no cap.
+    pub monthly_cap: Option<i64>,
+    /// Price of each unit beyond the included ones, in millionths of the currency unit.
+    pub unit_price_micros: i64,
+}
+
+/// What a billable call is counted as. Each billable operation of the native and the Face++-compatible API
+/// maps to one product (see the API's metering table); one call is one unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Product {
+    FaceDetect,
+    FaceCompare,
+    FaceSearch,
+    OcrText,
+    OcrIdcard,
+    OcrMrz,
+    OcrBankcard,
+    OcrDriverlicense,
+    PlateRecognize,
+}
+
+impl Product {
+    pub const ALL: [Product; 9] = [
+        Product::FaceDetect,
+        Product::FaceCompare,
+        Product::FaceSearch,
+        Product::OcrText,
+        Product::OcrIdcard,
+        Product::OcrMrz,
+        Product::OcrBankcard,
+        Product::OcrDriverlicense,
+        Product::PlateRecognize,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Product::FaceDetect => "face_detect",
+            Product::FaceCompare => "face_compare",
+            Product::FaceSearch => "face_search",
+            Product::OcrText => "ocr_text",
+            Product::OcrIdcard => "ocr_idcard",
+            Product::OcrMrz => "ocr_mrz",
+            Product::OcrBankcard => "ocr_bankcard",
+            Product::OcrDriverlicense => "ocr_driverlicense",
+            Product::PlateRecognize => "plate_recognize",
+        }
+    }
+}
+
+impl FromStr for Product {
+    type Err = StoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Product::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| {
+            let known: Vec<_> = Product::ALL.iter().map(|p| p.as_str()).collect();
+            StoreError::Invalid(format!("unknown product `{s}` (known: {})", known.join(", ")))
+        })
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a key may do: one scope per product family, plus `admin` for managing the tenant's own keys and

@@ -25,6 +25,18 @@ pub mod control {
             key_concurrency -> Integer,
             created_at -> BigInt,
             updated_at -> BigInt,
+            currency -> Text,
+            base_fee_cents -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        plan_products (plan_id, product) {
+            plan_id -> Text,
+            product -> Text,
+            included_units -> BigInt,
+            monthly_cap -> Nullable<BigInt>,
+            unit_price_micros -> BigInt,
         }
     }
 
@@ -49,7 +61,8 @@ pub mod control {
 
     diesel::joinable!(api_keys -> tenants (tenant_id));
     diesel::joinable!(tenants -> plans (plan_id));
-    diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys, plans);
+    diesel::joinable!(plan_products -> plans (plan_id));
+    diesel::allow_tables_to_appear_in_same_query!(tenants, api_keys, plans, plan_products);
 }
 
 /// Region data-store tables: everything a tenant owns. Every table has `tenant_id`.
@@ -137,6 +150,33 @@ pub mod region {
         }
     }
 
+    diesel::table! {
+        usage_events (id) {
+            id -> Text,
+            tenant_id -> Text,
+            dedup_key -> Text,
+            request_id -> Text,
+            idempotency_key -> Nullable<Text>,
+            key_id -> Text,
+            product -> Text,
+            operation -> Text,
+            units -> BigInt,
+            status -> Integer,
+            fingerprint -> Nullable<Text>,
+            occurred_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        usage_hourly (tenant_id, product, hour) {
+            tenant_id -> Text,
+            product -> Text,
+            hour -> BigInt,
+            units -> BigInt,
+            calls -> BigInt,
+        }
+    }
+
     diesel::joinable!(faceset_faces -> facesets (faceset_token));
     diesel::joinable!(faceset_faces -> faces (face_token));
     diesel::allow_tables_to_appear_in_same_query!(
@@ -145,10 +185,20 @@ pub mod region {
         facesets,
         faceset_faces,
         faceset_removals,
-        faceset_tasks
+        faceset_tasks,
+        usage_events,
+        usage_hourly
     );
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
-    pub const TENANT_TABLES: &[&str] =
-        &["audit_events", "faces", "facesets", "faceset_faces", "faceset_removals", "faceset_tasks"];
+    pub const TENANT_TABLES: &[&str] = &[
+        "audit_events",
+        "faces",
+        "facesets",
+        "faceset_faces",
+        "faceset_removals",
+        "faceset_tasks",
+        "usage_events",
+        "usage_hourly",
+    ];
 }

@@ -13,6 +13,7 @@ use crate::db::{Database, DatabaseUrl, StoreKind};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ApiKey, IssuedKey, KeyId, NewKey, Provenance, RegionName, Tenant, TenantId, TenantStatus};
 use crate::tenant_data::TenantData;
+use crate::usage::UsageWriter;
 
 /// Where the databases are.
 #[derive(Debug, Clone)]
@@ -28,7 +29,14 @@ pub type MigrationReport = Vec<(String, Vec<String>)>;
 #[derive(Clone)]
 pub struct Stores {
     control: ControlStore,
-    regions: BTreeMap<RegionName, Database>,
+    regions: BTreeMap<RegionName, Region>,
+}
+
+/// One region's data store and the queue that records usage into it.
+#[derive(Clone)]
+struct Region {
+    db: Database,
+    usage: UsageWriter,
 }
 
 impl Stores {
@@ -45,7 +53,8 @@ impl Stores {
         for (name, url) in &config.regions {
             let (db, applied) = Database::open(url.clone(), StoreKind::Region, config.max_connections).await?;
             report.push((format!("region:{name}"), applied));
-            regions.insert(name.clone(), db);
+            let usage = UsageWriter::start(db.clone());
+            regions.insert(name.clone(), Region { db, usage });
         }
         let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
         Ok((Stores { control, regions }, report))
@@ -61,18 +70,18 @@ impl Stores {
 
     /// The tenant's data, in its home region. The only way to reach a region store.
     pub fn tenant_data(&self, tenant: &Tenant) -> StoreResult<TenantData> {
-        let db = self
+        let region = self
             .regions
             .get(&tenant.home_region)
             .ok_or_else(|| StoreError::RegionNotConfigured(tenant.home_region.to_string()))?;
-        Ok(TenantData::new(db.clone(), tenant.clone()))
+        Ok(TenantData::new(region.db.clone(), region.usage.clone(), tenant.clone()))
     }
 
     /// Checks every store with a round trip; one entry per store, in a stable order.
     pub async fn ping_all(&self) -> Vec<(String, StoreResult<()>)> {
         let mut results = vec![("control".to_string(), self.control.database().ping().await)];
-        for (name, db) in &self.regions {
-            results.push((format!("region:{name}"), db.ping().await));
+        for (name, region) in &self.regions {
+            results.push((format!("region:{name}"), region.db.ping().await));
         }
         results
     }
@@ -80,8 +89,8 @@ impl Stores {
     /// Deletes expired faces in every region this node serves; returns how many.
     pub async fn purge_expired_faces(&self) -> StoreResult<usize> {
         let mut total = 0;
-        for db in self.regions.values() {
-            total += crate::tenant_data::purge_expired_faces(db).await?;
+        for region in self.regions.values() {
+            total += crate::tenant_data::purge_expired_faces(&region.db).await?;
         }
         Ok(total)
     }
@@ -89,8 +98,8 @@ impl Stores {
     /// Unfinished asynchronous FaceSet tasks in every region this node serves, with their tenants.
     pub async fn pending_faceset_tasks(&self) -> StoreResult<Vec<(TenantId, crate::model::TaskId)>> {
         let mut all = Vec::new();
-        for db in self.regions.values() {
-            all.extend(crate::facesets::pending_tasks(db).await?);
+        for region in self.regions.values() {
+            all.extend(crate::facesets::pending_tasks(&region.db).await?);
         }
         Ok(all)
     }

@@ -7,9 +7,12 @@ use diesel::prelude::*;
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::model::{
-    AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Provenance, Tenant, TenantId, millis_to_time, now_millis,
+    AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Product, Provenance, Tenant, TenantId, millis_to_time,
+    now_millis,
 };
 use crate::schema::region::{TENANT_TABLES, audit_events, faces};
+use crate::usage::{self, Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent, UsageWriter};
+use chrono::{DateTime, Utc};
 
 #[derive(Queryable, Selectable, Insertable)]
 #[diesel(table_name = audit_events)]
@@ -44,12 +47,13 @@ impl TryFrom<AuditEventRow> for AuditEvent {
 #[derive(Clone)]
 pub struct TenantData {
     pub(crate) db: Database,
+    usage: UsageWriter,
     pub(crate) tenant: Tenant,
 }
 
 impl TenantData {
-    pub(crate) fn new(db: Database, tenant: Tenant) -> Self {
-        TenantData { db, tenant }
+    pub(crate) fn new(db: Database, usage: UsageWriter, tenant: Tenant) -> Self {
+        TenantData { db, usage, tenant }
     }
 
     pub fn tenant(&self) -> &Tenant {
@@ -249,6 +253,44 @@ impl TenantData {
                     .try_into()
             })
             .await
+    }
+}
+
+/// Usage: recording billable answers and reading them back.
+impl TenantData {
+    /// Records a billable answer; returns once it is durable. Idempotent on the event's `dedup_key`.
+    pub async fn record_usage(&self, event: NewUsageEvent) -> StoreResult<Recorded> {
+        self.usage.record(self.tenant.id.clone(), event).await
+    }
+
+    /// Units of `product` used since `since`.
+    pub async fn units_since(&self, product: Product, since: DateTime<Utc>) -> StoreResult<i64> {
+        let tenant = self.tenant.id.to_string();
+        self.db.run(move |c| usage::units_since(c, &tenant, product, since.timestamp_millis())).await
+    }
+
+    /// Totals per bucket and product in `[from, to)`.
+    pub async fn usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        granularity: Granularity,
+        product: Option<Product>,
+    ) -> StoreResult<Vec<UsageBucket>> {
+        let tenant = self.tenant.id.to_string();
+        self.db.run(move |c| usage::buckets(c, &tenant, from, to, granularity, product)).await
+    }
+
+    /// Recorded events in `[from, to)`, oldest first, `limit` after the cursor.
+    pub async fn usage_events(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: Option<String>,
+        limit: i64,
+    ) -> StoreResult<Vec<UsageEvent>> {
+        let tenant = self.tenant.id.to_string();
+        self.db.run(move |c| usage::events(c, &tenant, from, to, after.as_deref(), limit)).await
     }
 }
 

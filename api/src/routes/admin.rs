@@ -1,7 +1,7 @@
 //! The operator admin API (`/admin/v1`), authenticated by the operator token: tenants and their keys.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
-use faceplate_store::{RegionName, Tenant, TenantId, TenantStatus};
+use faceplate_store::{Plan, Product, ProductTerms, RegionName, Tenant, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -30,11 +30,19 @@ pub struct SetPlanRequest {
     pub plan: String,
 }
 
-/// A plan: what a tenant may do per second and at once.
+/// A plan: what a tenant may do per second and at once, and what it includes, caps and charges per product.
 #[derive(Serialize, ToSchema)]
 pub struct PlanView {
-    /// `free`, `pay_as_you_go`, `enterprise`.
+    /// `free`, `pay_as_you_go`, `enterprise`, or one the operator added.
     pub id: String,
+    #[serde(flatten)]
+    pub spec: PlanSpec,
+}
+
+/// A plan's terms (the body of `PUT /admin/v1/plans/{plan_id}`).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanSpec {
     pub name: String,
     /// Requests per second over all the tenant's keys (also the burst a quiet tenant may send at once).
     pub tenant_qps: u32,
@@ -44,6 +52,93 @@ pub struct PlanView {
     pub key_qps: u32,
     /// Requests in flight per key, unless the key sets `max_concurrency`.
     pub key_concurrency: u32,
+    /// Lower-case ISO 4217 code; default `usd`.
+    #[serde(default = "default_currency")]
+    pub currency: String,
+    /// Charged every month, in cents; default 0.
+    #[serde(default)]
+    pub base_fee_cents: i64,
+    /// Terms per product (`face_detect`, `face_compare`, `face_search`, `ocr_text`, `ocr_idcard`, `ocr_mrz`,
+    /// `ocr_bankcard`, `ocr_driverlicense`, `plate_recognize`); a product left out is not available on the plan.
+    pub products: std::collections::BTreeMap<String, ProductTermsView>,
+}
+
+fn default_currency() -> String {
+    "usd".into()
+}
+
+/// A plan's terms for one product, per calendar month (UTC).
+#[derive(Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductTermsView {
+    /// Units covered by the base fee.
+    pub included_units: i64,
+    /// Hard cap: at most this many units a month (403 QUOTA_EXCEEDED beyond). Null or absent: no cap.
+    #[serde(default)]
+    pub monthly_cap: Option<i64>,
+    /// Price of each unit beyond the included ones, in millionths of the currency unit (1000 = $0.001).
+    pub unit_price_micros: i64,
+}
+
+impl From<Plan> for PlanView {
+    fn from(p: Plan) -> Self {
+        PlanView {
+            id: p.id,
+            spec: PlanSpec {
+                name: p.name,
+                tenant_qps: p.tenant_qps,
+                tenant_concurrency: p.tenant_concurrency,
+                key_qps: p.key_qps,
+                key_concurrency: p.key_concurrency,
+                currency: p.currency,
+                base_fee_cents: p.base_fee_cents,
+                products: p
+                    .products
+                    .into_iter()
+                    .map(|(product, t)| {
+                        let terms = ProductTermsView {
+                            included_units: t.included_units,
+                            monthly_cap: t.monthly_cap,
+                            unit_price_micros: t.unit_price_micros,
+                        };
+                        (product.to_string(), terms)
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+impl PlanSpec {
+    pub fn into_plan(self, id: String) -> Result<Plan, ApiError> {
+        let mut products = std::collections::BTreeMap::new();
+        for (name, t) in self.products {
+            let terms = ProductTerms {
+                included_units: t.included_units,
+                monthly_cap: t.monthly_cap,
+                unit_price_micros: t.unit_price_micros,
+            };
+            products.insert(name.parse::<Product>()?, terms);
+        }
+        Ok(Plan {
+            id,
+            name: self.name,
+            tenant_qps: self.tenant_qps,
+            tenant_concurrency: self.tenant_concurrency,
+            key_qps: self.key_qps,
+            key_concurrency: self.key_concurrency,
+            currency: self.currency,
+            base_fee_cents: self.base_fee_cents,
+            products,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlanResponse {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub plan: PlanView,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -78,7 +173,7 @@ pub struct TenantDeleted {
     pub region_rows_deleted: usize,
 }
 
-async fn load_tenant(state: &AppState, raw: &str) -> Result<Tenant, ApiError> {
+pub(crate) async fn load_tenant(state: &AppState, raw: &str) -> Result<Tenant, ApiError> {
     let id = TenantId::parse(raw).ok_or_else(|| ApiError::new(ErrorCode::TenantNotFound, "tenant not found"))?;
     Ok(state.stores.control().get_tenant(&id).await?)
 }
@@ -171,18 +266,31 @@ async fn set_status(
 #[get("/plans")]
 pub async fn list_plans(operator: Operator, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let plans = state.stores.control().list_plans().await?;
-    let plans = plans
-        .into_iter()
-        .map(|p| PlanView {
-            id: p.id,
-            name: p.name,
-            tenant_qps: p.tenant_qps,
-            tenant_concurrency: p.tenant_concurrency,
-            key_qps: p.key_qps,
-            key_concurrency: p.key_concurrency,
-        })
-        .collect();
+    let plans = plans.into_iter().map(PlanView::from).collect();
     Ok(HttpResponse::Ok().json(PlanList { meta: operator.ctx.meta(), plans }))
+}
+
+/// Create a plan, or replace one's terms: tenants on it get them from their next request, on every node.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("plan_id" = String, Path, description = "1-64 characters of a-z, 0-9, `_` and `-`")),
+    request_body = PlanSpec,
+    responses(
+        (status = 200, description = "The plan as stored", body = PlanResponse),
+        (status = 400, description = "BAD_ARGUMENTS: a term out of range or an unknown product", body = ErrorEnvelope),
+    )
+)]
+#[put("/plans/{plan_id}")]
+pub async fn put_plan(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: web::Json<PlanSpec>,
+) -> Result<HttpResponse, ApiError> {
+    let plan = body.into_inner().into_plan(path.into_inner())?;
+    let plan = state.stores.control().put_plan(plan).await?;
+    Ok(HttpResponse::Ok().json(PlanResponse { meta: operator.ctx.meta(), plan: plan.into() }))
 }
 
 /// Put a tenant on another plan: its limits change with its next request, on every node. Audited.

@@ -12,6 +12,7 @@ pub mod ocr;
 pub mod ops;
 pub mod plates;
 pub mod types;
+pub mod usage;
 
 use actix_web::dev::ResourceDef;
 use actix_web::http::Method;
@@ -48,6 +49,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
+        (name = "usage", description = "The tenant's metered usage, its events and its monthly statement"),
         (name = "admin", description = "Operator: tenants, their plans and their keys"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -122,7 +124,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(keys::revoke_key)
             .service(keys::rotate_key)
             .service(audit::list_audit_events)
-            .service(audit::get_audit_event),
+            .service(audit::get_audit_event)
+            .service(usage::get_usage)
+            .service(usage::list_usage_events)
+            .service(usage::get_statement),
     );
     cfg.service(
         scope::scope("/facepp/v3")
@@ -160,7 +165,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(admin::resume_tenant)
             .service(admin::delete_tenant)
             .service(admin::list_plans)
+            .service(admin::put_plan)
             .service(admin::set_tenant_plan)
+            .service(usage::get_tenant_usage)
             .service(admin::create_tenant_key)
             .service(admin::list_tenant_keys)
             .service(admin::revoke_tenant_key),
@@ -179,7 +186,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Adds the errors every operation of a kind can produce (authentication, bad input, server trouble), so each
 /// operation documents all of its errors without repeating them in every handler.
 fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
-    for item in doc.paths.paths.values_mut() {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let billable = crate::metering::BILLABLE.iter().any(|(_, route, _)| path == route);
         let operations = [
             &mut item.get,
             &mut item.put,
@@ -206,12 +214,20 @@ fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
                 add("401", &[ErrorCode::AuthenticationError]);
             }
             if schemes.iter().any(|s| s == "api_key") {
-                add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended]);
+                if billable {
+                    add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended, ErrorCode::QuotaExceeded]);
+                    add("409", &[ErrorCode::IdempotencyKeyReused]);
+                } else {
+                    add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended]);
+                }
                 add("421", &[ErrorCode::WrongRegion]);
                 add("429", &[ErrorCode::RateLimited]);
             }
             if schemes.iter().any(|s| s.starts_with("facepp")) {
                 add("403", &[ErrorCode::AuthorizationError, ErrorCode::ConcurrencyLimitExceeded]);
+                if billable {
+                    add("409", &[ErrorCode::IdempotencyKeyReused]);
+                }
             }
             if has_input {
                 add("400", &[ErrorCode::BadArguments, ErrorCode::MissingArguments]);

@@ -8,6 +8,7 @@ mod facesets;
 mod isolation;
 mod keys;
 mod limits;
+mod metering;
 mod migrations;
 mod ocr;
 mod openapi;

@@ -1,0 +1,3 @@
+DROP TABLE plan_products;
+ALTER TABLE plans DROP COLUMN base_fee_cents;
+ALTER TABLE plans DROP COLUMN currency;
