@@ -66,6 +66,16 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub metering: MeteringConfig,
+    #[serde(default)]
+    pub billing: BillingConfig,
+}
+
+/// Billing. Without `[billing.stripe]` the monthly statements (`GET /v1/usage/statement`) are the bill.
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BillingConfig {
+    /// Report usage to Stripe (see the README's "Billing through Stripe").
+    pub stripe: Option<faceplate_billing::stripe::StripeConfig>,
 }
 
 /// Usage metering and quotas (see `metering.rs`).
@@ -465,6 +475,9 @@ impl Config {
         if e.image_url_timeout_secs == 0 || e.image_url_timeout_secs > 60 {
             bail!("engine.image_url_timeout_secs must be between 1 and 60");
         }
+        if let Some(stripe) = &self.billing.stripe {
+            stripe.validate().map_err(anyhow::Error::msg)?;
+        }
         if self.faces.token_ttl_hours == 0 || self.faces.purge_interval_secs == 0 {
             bail!("faces.token_ttl_hours and faces.purge_interval_secs must be positive");
         }
@@ -505,7 +518,12 @@ impl Config {
                 DatabaseUrl::parse(&region.database_url).with_context(|| format!("regions.{name}.database_url"))?;
             regions.insert(RegionName::parse(name)?, url);
         }
-        Ok(StoresConfig { control_url, regions, max_connections: self.max_db_connections })
+        Ok(StoresConfig {
+            control_url,
+            regions,
+            max_connections: self.max_db_connections,
+            billing_outbox: self.billing.stripe.is_some(),
+        })
     }
 
     pub fn default_region(&self) -> anyhow::Result<RegionName> {

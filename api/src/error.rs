@@ -143,6 +143,9 @@ error_codes! {
     QuotaExceeded = "QUOTA_EXCEEDED" => FORBIDDEN,
     /// The `Idempotency-Key` was already used for a different request (or longer ago than the retry window).
     IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED" => CONFLICT,
+    /// A payment-provider webhook whose signature is missing, wrong or too old (or billing through the provider
+    /// is not configured on this node).
+    InvalidSignature = "INVALID_SIGNATURE" => UNAUTHORIZED,
 }
 
 impl fmt::Display for ErrorCode {

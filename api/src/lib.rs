@@ -2,6 +2,7 @@
 //! authenticate, parse, call the store and render; they hold no business rules of their own.
 
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -30,6 +30,7 @@ pub struct Metrics {
     index_bytes: Gauge,
     limits: crate::limits::LimitMetrics,
     metering: crate::metering::MeteringMetrics,
+    billing: crate::billing::BillingMetrics,
 }
 
 impl Metrics {
@@ -55,7 +56,19 @@ impl Metrics {
         let metering = crate::metering::MeteringMetrics::default();
         registry.register("usage_events", "Billable answers by what recording them did", metering.events.clone());
         registry.register("quota_refusals", "Billable requests refused by a quota", metering.quota_refusals.clone());
-        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes, limits, metering }
+        let billing = crate::billing::BillingMetrics::default();
+        registry.register(
+            "billing_meter_events",
+            "Usage events sent to Stripe, by result",
+            billing.meter_events.clone(),
+        );
+        registry.register("billing_webhooks", "Stripe webhooks received, by result", billing.webhooks.clone());
+        Metrics { registry, requests, latency, index_sets, index_faces, index_bytes, limits, metering, billing }
+    }
+
+    /// The billing counters, registered here.
+    pub fn billing(&self) -> crate::billing::BillingMetrics {
+        self.billing.clone()
     }
 
     /// The metering counters, registered here.

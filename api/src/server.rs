@@ -39,6 +39,8 @@ pub struct Background {
     /// Writes index snapshots.
     pub checkpointer: tokio::task::JoinHandle<()>,
     pub indexes: Arc<FaceSetIndexes>,
+    /// Reports usage to Stripe, when billing through it is configured.
+    pub usage_reporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
@@ -46,6 +48,9 @@ impl Background {
     pub fn abort(&self) {
         self.purger.abort();
         self.checkpointer.abort();
+        if let Some(reporter) = &self.usage_reporter {
+            reporter.abort();
+        }
     }
 
     /// After the server stopped: stops the background jobs and writes the last index snapshots, so the next
@@ -100,6 +105,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         indexes: indexes.clone(),
         limits,
         metering: crate::metering::Metering::new(config.metering.clone(), metrics.metering()),
+        stripe_webhook: config.billing.stripe.as_ref().map(crate::billing::WebhookSettings::from_config),
         default_plan: config.limits.default_plan.clone(),
     });
     resume_faceset_tasks(state.clone()).await;
@@ -109,6 +115,10 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         Duration::from_secs(config.facesets.snapshot_interval_secs.max(1)),
     );
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
+    let usage_reporter = match &config.billing.stripe {
+        Some(stripe) => Some(crate::billing::spawn_usage_reporter(stores.clone(), stripe.clone(), metrics.billing())?),
+        None => None,
+    };
     let openapi = routes::openapi();
     let known = web::Data::new(KnownRoutes::from_openapi(&openapi));
     let json_limit = config.max_json_bytes;
@@ -139,7 +149,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         handle: run.handle(),
         run,
         stores,
-        background: Background { purger, checkpointer, indexes },
+        background: Background { purger, checkpointer, indexes, usage_reporter },
     })
 }
 

@@ -28,6 +28,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Quotas and usage metering of billable operations.
     pub metering: std::sync::Arc<crate::metering::Metering>,
+    /// Set when usage is billed through Stripe: what Stripe's webhook is checked with.
+    pub stripe_webhook: Option<crate::billing::WebhookSettings>,
     /// The plan of new tenants when none is named.
     pub default_plan: String,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.

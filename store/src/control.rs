@@ -389,6 +389,7 @@ impl ControlStore {
             .run(move |c| {
                 write_transaction(c, |c| {
                     diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(&id))).execute(c)?;
+                    crate::billing::delete_tenant_billing(c, &id)?;
                     Ok(diesel::delete(tenants::table.find(&id)).execute(c)?)
                 })
             })

@@ -7,6 +7,7 @@
 //!
 //! This crate knows nothing of HTTP.
 
+pub mod billing;
 pub mod control;
 pub mod credentials;
 pub mod db;

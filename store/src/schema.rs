@@ -59,6 +59,28 @@ pub mod control {
         }
     }
 
+    diesel::table! {
+        tenant_billing (tenant_id) {
+            tenant_id -> Text,
+            customer_id -> Text,
+            subscription_id -> Nullable<Text>,
+            subscription_status -> Nullable<Text>,
+            invoice_status -> Nullable<Text>,
+            status_at -> BigInt,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
+        stripe_webhook_events (id) {
+            id -> Text,
+            #[sql_name = "type"]
+            type_ -> Text,
+            received_at -> BigInt,
+        }
+    }
+
     diesel::joinable!(api_keys -> tenants (tenant_id));
     diesel::joinable!(tenants -> plans (plan_id));
     diesel::joinable!(plan_products -> plans (plan_id));
@@ -177,6 +199,19 @@ pub mod region {
         }
     }
 
+    diesel::table! {
+        billing_outbox (event_id) {
+            event_id -> Text,
+            tenant_id -> Text,
+            product -> Text,
+            units -> BigInt,
+            occurred_at -> BigInt,
+            attempts -> Integer,
+            next_attempt_at -> BigInt,
+            last_error -> Nullable<Text>,
+        }
+    }
+
     diesel::joinable!(faceset_faces -> facesets (faceset_token));
     diesel::joinable!(faceset_faces -> faces (face_token));
     diesel::allow_tables_to_appear_in_same_query!(
@@ -187,7 +222,8 @@ pub mod region {
         faceset_removals,
         faceset_tasks,
         usage_events,
-        usage_hourly
+        usage_hourly,
+        billing_outbox
     );
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
@@ -200,5 +236,6 @@ pub mod region {
         "faceset_tasks",
         "usage_events",
         "usage_hourly",
+        "billing_outbox",
     ];
 }

@@ -21,6 +21,8 @@ pub struct StoresConfig {
     pub control_url: DatabaseUrl,
     pub regions: BTreeMap<RegionName, DatabaseUrl>,
     pub max_connections: usize,
+    /// Queue every new usage event for the payment provider (billing through Stripe is configured).
+    pub billing_outbox: bool,
 }
 
 /// Migrations applied when opening, per store (`control`, `region:<name>`).
@@ -53,7 +55,7 @@ impl Stores {
         for (name, url) in &config.regions {
             let (db, applied) = Database::open(url.clone(), StoreKind::Region, config.max_connections).await?;
             report.push((format!("region:{name}"), applied));
-            let usage = UsageWriter::start(db.clone());
+            let usage = UsageWriter::start(db.clone(), config.billing_outbox);
             regions.insert(name.clone(), Region { db, usage });
         }
         let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
@@ -75,6 +77,11 @@ impl Stores {
             .get(&tenant.home_region)
             .ok_or_else(|| StoreError::RegionNotConfigured(tenant.home_region.to_string()))?;
         Ok(TenantData::new(region.db.clone(), region.usage.clone(), tenant.clone()))
+    }
+
+    /// Each region's data store, for work that spans tenants (the billing outbox).
+    pub fn region_databases(&self) -> impl Iterator<Item = (&RegionName, &Database)> {
+        self.regions.iter().map(|(name, region)| (name, &region.db))
     }
 
     /// Checks every store with a round trip; one entry per store, in a stable order.

@@ -292,6 +292,12 @@ impl TenantData {
         let tenant = self.tenant.id.to_string();
         self.db.run(move |c| usage::events(c, &tenant, from, to, after.as_deref(), limit)).await
     }
+
+    /// Usage events not yet reported to the payment provider.
+    pub async fn billing_backlog(&self) -> StoreResult<crate::billing::OutboxBacklog> {
+        let tenant = self.tenant.id.to_string();
+        self.db.run(move |c| crate::billing::backlog(c, &tenant)).await
+    }
 }
 
 /// Deletes every face past its expiry in one region store (all tenants: a maintenance job, not a tenant query).

@@ -128,8 +128,9 @@ pub struct UsageWriter {
 }
 
 impl UsageWriter {
-    /// Starts the region's writer task; it ends when the last `UsageWriter` is dropped.
-    pub(crate) fn start(db: Database) -> Self {
+    /// Starts the region's writer task; it ends when the last `UsageWriter` is dropped. With `outbox`, each new
+    /// event is also queued for the payment provider (see [`crate::billing`]) in the same transaction.
+    pub(crate) fn start(db: Database, outbox: bool) -> Self {
         let (jobs, mut queue) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
             while let Some(first) = queue.recv().await {
@@ -141,7 +142,7 @@ impl UsageWriter {
                 }
                 let (replies, events): (Vec<_>, Vec<_>) =
                     batch.into_iter().map(|job| (job.reply, (job.tenant, job.event))).unzip();
-                match db.run(move |c| write_transaction(c, |c| record_batch(c, &events))).await {
+                match db.run(move |c| write_transaction(c, |c| record_batch(c, &events, outbox))).await {
                     Ok(results) => {
                         for (reply, result) in replies.into_iter().zip(results) {
                             let _ = reply.send(Ok(result));
@@ -172,7 +173,11 @@ impl UsageWriter {
 }
 
 /// Inserts the new events, adds them to the hourly totals and reports duplicates, in the caller's transaction.
-fn record_batch(c: &mut AnyConnection, events: &[(TenantId, NewUsageEvent)]) -> StoreResult<Vec<Recorded>> {
+fn record_batch(
+    c: &mut AnyConnection,
+    events: &[(TenantId, NewUsageEvent)],
+    outbox: bool,
+) -> StoreResult<Vec<Recorded>> {
     let now = now_millis();
     let hour = now - now.rem_euclid(HOUR_MS);
     let mut results = Vec::with_capacity(events.len());
@@ -202,6 +207,9 @@ fn record_batch(c: &mut AnyConnection, events: &[(TenantId, NewUsageEvent)]) -> 
             let totals = hourly.entry((tenant.as_str(), event.product)).or_default();
             totals.0 += event.units;
             totals.1 += 1;
+            if outbox {
+                crate::billing::enqueue(c, &id, tenant.as_str(), event.product, event.units, now)?;
+            }
             results.push(Recorded::New { id });
         } else {
             let (id, fingerprint, occurred_at) = usage_events::table

@@ -4,6 +4,7 @@
 //! test in databases of its own that are dropped afterwards.
 
 pub mod render;
+pub mod stripe_fake;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod billing;
 pub mod facepp;
 pub mod facepp_ocr;
 pub mod facepp_sets;
@@ -50,6 +51,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
         (name = "usage", description = "The tenant's metered usage, its events and its monthly statement"),
+        (name = "billing", description = "Stripe's webhook (signed by Stripe, no API key)"),
         (name = "admin", description = "Operator: tenants, their plans and their keys"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -81,6 +83,13 @@ impl utoipa::Modify for SecuritySchemes {
             ))),
         );
         components.add_security_scheme(
+            "stripe_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Stripe-Signature",
+                "Stripe's signature of the body under the webhook signing secret: `t=<unix time>,v1=<hex>`",
+            ))),
+        );
+        components.add_security_scheme(
             "facepp_api_secret",
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "api_secret",
@@ -92,7 +101,7 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// Registers every API route. The server and the OpenAPI document both come from this one list.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics);
+    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(billing::stripe_webhook);
     cfg.service(
         scope::scope("/v1")
             .service(keys::get_me)
@@ -168,6 +177,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(admin::put_plan)
             .service(admin::set_tenant_plan)
             .service(usage::get_tenant_usage)
+            .service(billing::get_tenant_billing)
             .service(admin::create_tenant_key)
             .service(admin::list_tenant_keys)
             .service(admin::revoke_tenant_key),

@@ -1,0 +1,2 @@
+DROP TABLE stripe_webhook_events;
+DROP TABLE tenant_billing;
