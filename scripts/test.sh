@@ -10,15 +10,8 @@ scripts/setup.sh
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/faceplate"
 mkdir -p "$cache"
 
-# A third-party Face++ client for the compatibility test (tests/e2e/facepp_client.rs), beside the models.
-models="${FACEPLATE_MODELS_DIR:-$cache/models}"
-compat="$models/../compat-venv"
-if ! cmp -s tests/compat/requirements.txt "$compat/requirements.txt" 2>/dev/null; then
-    rm -rf "$compat"
-    python3 -m venv "$compat"
-    "$compat/bin/pip" install -q --disable-pip-version-check --no-deps -r tests/compat/requirements.txt
-    cp tests/compat/requirements.txt "$compat/requirements.txt"
-fi
+# A third-party Face++ client (tests/e2e/facepp_client.rs) and the Stripe fake (tests/e2e/billing.rs).
+scripts/compat-venv.sh
 
 # The limiter tests share counts through a real Redis: TEST_REDIS_URL, else the one on the standard port, else
 # a private one started here (without persistence) and stopped at the end.

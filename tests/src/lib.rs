@@ -59,8 +59,13 @@ impl TestDatabases {
     }
 
     pub fn create(regions: &[&str]) -> TestDatabases {
+        Self::create_on(backend(), regions)
+    }
+
+    /// Like `create`, on the given backend (benchmarks compare both in one run).
+    pub fn create_on(backend: Backend, regions: &[&str]) -> TestDatabases {
         let dir = tempfile::tempdir().expect("temp dir");
-        match backend() {
+        match backend {
             Backend::Sqlite => {
                 let file = |name: &str| format!("sqlite://{}", dir.path().join(format!("{name}.db")).display());
                 TestDatabases {
@@ -264,6 +269,18 @@ impl TestApp {
         let dbs = TestDatabases::create(regions);
         let config_path = dbs.write_config_with(extra_config, engine_config);
         Self::start(dbs, config_path).await
+    }
+
+    /// One region, `local`, on the given backend, with extra top-level config lines.
+    pub async fn spawn_on(backend: Backend, extra_config: &str) -> TestApp {
+        let dbs = TestDatabases::create_on(backend, &["local"]);
+        let config_path = dbs.write_config_with(extra_config, "");
+        Self::start(dbs, config_path).await
+    }
+
+    /// The server's stores, for benchmarks that drive the store directly.
+    pub fn stores(&self) -> &faceplate_store::Stores {
+        &self.stores
     }
 
     async fn start(dbs: TestDatabases, config_path: PathBuf) -> TestApp {
