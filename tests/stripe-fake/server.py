@@ -6,12 +6,15 @@ localstripe (PyPI) keeps customers, plans, subscriptions and invoices and sends 
 - subscriptions with several items (localstripe accepts one; Faceplate subscribes a tenant to one metered
   price per product), metered items billed in arrears as Stripe does (nothing charged when one starts);
 - state kept in the file given by --state (localstripe's is a fixed /tmp path), so a stopped and restarted fake
-  (the "Stripe outage" of the tests) remembers what it was sent.
+  (the "Stripe outage" of the tests) remembers what it was sent. localstripe rewrites its whole store after
+  every POST; meter events, thousands in a load test, are appended to a log of their own instead.
 
 Run: python server.py --port 8420 --state /tmp/stripe-fake.pickle
 """
 
 import argparse
+import contextvars
+import json
 import os
 import pickle
 import socket
@@ -23,18 +26,39 @@ from localstripe.errors import UserError
 from localstripe.resources import Customer, Plan, Subscription, SubscriptionItem, store
 
 STATE_PATH = None
-METER_PREFIX = "billing.meter_event:"
+# identifier -> the first meter event sent with it; and how many were sent in all (resends included).
+METER_EVENTS = {}
+RECEIVED = [0]
+_meter_log = None
+# Set while a meter event is handled: localstripe's store did not change, so it is not rewritten.
+_store_unchanged = contextvars.ContextVar("store_unchanged", default=False)
 
 
 def _load():
+    global _meter_log
     try:
         with open(STATE_PATH, "rb") as f:
             store.update(pickle.load(f))
     except FileNotFoundError:
         pass
+    log_path = STATE_PATH + ".meter_events.jsonl"
+    try:
+        with open(log_path) as f:
+            for line in f:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue  # a line cut short by a kill
+                RECEIVED[0] += 1
+                METER_EVENTS.setdefault(event["identifier"], event)
+    except FileNotFoundError:
+        pass
+    _meter_log = open(log_path, "a")
 
 
 def _dump(self=None):
+    if _store_unchanged.get():
+        return
     with open(STATE_PATH + ".tmp", "wb") as f:
         pickle.dump(dict(store), f, protocol=pickle.HIGHEST_PROTOCOL)
     # Atomic replace: a fake killed mid-write keeps its previous state.
@@ -92,27 +116,25 @@ async def create_meter_event(request):
     except (TypeError, ValueError):
         raise UserError(400, "payload[value] must be a whole number")
     Customer._api_retrieve(customer)  # 404 for an unknown customer
-    received = store.get("billing.meter_events_received", 0) + 1
-    store["billing.meter_events_received"] = received
-    key = METER_PREFIX + identifier
-    if key not in store:
-        store[key] = {
-            "object": "billing.meter_event",
-            "created": int(time.time()),
-            "event_name": name,
-            "identifier": identifier,
-            "livemode": False,
-            "payload": {"stripe_customer_id": customer, "value": str(value)},
-            "timestamp": timestamp,
-        }
-    return server.json_response(store[key])
+    _store_unchanged.set(True)
+    event = {
+        "object": "billing.meter_event",
+        "created": int(time.time()),
+        "event_name": name,
+        "identifier": identifier,
+        "livemode": False,
+        "payload": {"stripe_customer_id": customer, "value": str(value)},
+        "timestamp": timestamp,
+    }
+    # Logged before answering: what the fake accepted survives its being killed.
+    _meter_log.write(json.dumps(event) + "\n")
+    _meter_log.flush()
+    RECEIVED[0] += 1
+    return server.json_response(METER_EVENTS.setdefault(identifier, event))
 
 
 def list_meter_events(request):
-    events = [v for k, v in store.items() if k.startswith(METER_PREFIX)]
-    return server.json_response(
-        {"data": events, "received": store.get("billing.meter_events_received", 0)}
-    )
+    return server.json_response({"data": list(METER_EVENTS.values()), "received": RECEIVED[0]})
 
 
 def main():

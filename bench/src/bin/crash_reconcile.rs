@@ -266,13 +266,19 @@ async fn run() -> Res<bool> {
     // Let the outbox drain.
     let billing_url = format!("{base}/admin/v1/tenants/{tenant_id}/billing");
     let mut backlog = Value::Null;
-    for _ in 0..600 {
+    let draining = Instant::now();
+    for _ in 0..3000 {
         backlog = json_of(client.get(&billing_url).bearer_auth(OPERATOR_TOKEN).send().await?).await?;
         if backlog["unreported_events"] == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    println!(
+        "{:>5.1}s outbox drained ({:.1}s after the load)",
+        started.elapsed().as_secs_f64(),
+        draining.elapsed().as_secs_f64()
+    );
     let customer = backlog["stripe_customer_id"].as_str().ok_or("no Stripe customer")?.to_string();
 
     // Reconcile the compares (the detect above is billed too, but was not under load).
