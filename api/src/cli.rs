@@ -84,6 +84,19 @@ pub enum Command {
     /// Work with FaceSets through the API of a running server.
     #[command(subcommand)]
     Faceset(FacesetCommand),
+    /// The tenants' audit logs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Re-check every seal of the audit chains: exits non-zero if an entry was edited, removed or inserted.
+    Verify {
+        /// Only this tenant (id or name); default: every tenant whose home region this configuration serves.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -306,6 +319,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { tenant }) => {
+            let (stores, _) = open_stores(&config).await?;
+            verify_audit(&stores, tenant.as_deref(), &out).await
         }
         Command::Plan(PlanCommand::Put { plan, file }) => {
             let text = if file.as_os_str() == "-" {
@@ -552,4 +569,61 @@ fn key_status(k: &ApiKey) -> &'static str {
 
 fn scopes_text(scopes: &[Scope]) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// `faceplate audit verify`: one line per tenant (or JSON), then an error if any chain is broken.
+async fn verify_audit(stores: &Stores, tenant: Option<&str>, out: &Output) -> anyhow::Result<()> {
+    let tenants = match tenant {
+        Some(t) => vec![stores.control().find_tenant(t).await?],
+        None => {
+            let (mut all, mut after) = (Vec::new(), None);
+            loop {
+                let page = stores.control().list_tenants(after, 500).await?;
+                after = page.last().map(|t| t.id.clone());
+                let done = page.len() < 500;
+                all.extend(page);
+                if done {
+                    break;
+                }
+            }
+            all
+        }
+    };
+    let (mut results, mut broken) = (Vec::new(), 0);
+    for tenant in &tenants {
+        let data = match stores.tenant_data(tenant) {
+            Ok(data) => data,
+            Err(faceplate_store::StoreError::RegionNotConfigured(region)) => {
+                if !out.json {
+                    emit!("{} ({}): skipped, region {region} is not configured here", tenant.name, tenant.id);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let verification = data.verify_audit().await?;
+        if !verification.intact() {
+            broken += 1;
+        }
+        if !out.json {
+            if verification.intact() {
+                emit!("{} ({}): {} entries, intact", tenant.name, tenant.id, verification.entries);
+            } else {
+                emit!("{} ({}): {} entries, BROKEN", tenant.name, tenant.id, verification.entries);
+                for p in &verification.problems {
+                    let at = p.seq.map(|s| format!(" at entry {s}")).unwrap_or_default();
+                    let id = p.entry_id.as_deref().map(|i| format!(" ({i})")).unwrap_or_default();
+                    emit!("  {}{at}{id}: {}", p.kind, p.detail);
+                }
+            }
+        }
+        results.push(verification);
+    }
+    if out.json {
+        emit!("{}", serde_json::to_string(&results)?);
+    }
+    if broken > 0 {
+        anyhow::bail!("the audit log of {broken} tenant(s) was altered");
+    }
+    Ok(())
 }

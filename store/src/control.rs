@@ -390,6 +390,7 @@ impl ControlStore {
                 write_transaction(c, |c| {
                     diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(&id))).execute(c)?;
                     crate::billing::delete_tenant_billing(c, &id)?;
+                    crate::audit::delete_head(c, &id)?;
                     Ok(diesel::delete(tenants::table.find(&id)).execute(c)?)
                 })
             })

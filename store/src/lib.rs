@@ -7,6 +7,7 @@
 //!
 //! This crate knows nothing of HTTP.
 
+pub mod audit;
 pub mod billing;
 pub mod control;
 pub mod credentials;
@@ -19,6 +20,7 @@ pub mod stores;
 pub mod tenant_data;
 pub mod usage;
 
+pub use audit::{AuditProblem, AuditVerification};
 pub use control::{AuthRejection, Authenticated, ControlStore};
 pub use db::{AnyConnection, Backend, DatabaseUrl, StoreKind};
 pub use error::{Entity, StoreError, StoreResult};

@@ -467,6 +467,11 @@ pub struct AuditEvent {
     pub target: Option<String>,
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
+    /// Position in the tenant's sealed chain (1, 2, ...).
+    pub seq: Option<i64>,
+    /// The entry's seal (HMAC-SHA256, hex), which the next entry repeats: keep one to prove later that
+    /// nothing before it changed.
+    pub hash: Option<String>,
 }
 
 /// Where an audited action came from.

@@ -73,6 +73,15 @@ pub mod control {
     }
 
     diesel::table! {
+        audit_heads (tenant_id) {
+            tenant_id -> Text,
+            seq -> BigInt,
+            hash -> Text,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
         stripe_webhook_events (id) {
             id -> Text,
             #[sql_name = "type"]
@@ -99,6 +108,9 @@ pub mod region {
             target -> Nullable<Text>,
             request_id -> Nullable<Text>,
             detail -> Text,
+            seq -> Nullable<BigInt>,
+            prev_hash -> Nullable<Text>,
+            hash -> Nullable<Text>,
         }
     }
 

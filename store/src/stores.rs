@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use serde_json::json;
 
+use crate::audit::AuditSealer;
 use crate::control::{ControlStore, validate_key, validate_tenant_name};
 use crate::credentials::KeyHasher;
 use crate::db::{Database, DatabaseUrl, StoreKind};
@@ -31,6 +32,7 @@ pub type MigrationReport = Vec<(String, Vec<String>)>;
 #[derive(Clone)]
 pub struct Stores {
     control: ControlStore,
+    sealer: AuditSealer,
     regions: BTreeMap<RegionName, Region>,
 }
 
@@ -58,8 +60,16 @@ impl Stores {
             let usage = UsageWriter::start(db.clone(), config.billing_outbox);
             regions.insert(name.clone(), Region { db, usage });
         }
+        let sealer = AuditSealer::new(server_secret);
+        for region in regions.values() {
+            let legacy_sealer = sealer.clone();
+            let ends = region.db.run(move |c| crate::audit::seal_legacy(c, &legacy_sealer)).await?;
+            for (tenant, seq, hash) in ends {
+                crate::audit::advance_head(&control_db, tenant, seq, hash).await?;
+            }
+        }
         let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
-        Ok((Stores { control, regions }, report))
+        Ok((Stores { control, sealer, regions }, report))
     }
 
     pub fn control(&self) -> &ControlStore {
@@ -76,7 +86,13 @@ impl Stores {
             .regions
             .get(&tenant.home_region)
             .ok_or_else(|| StoreError::RegionNotConfigured(tenant.home_region.to_string()))?;
-        Ok(TenantData::new(region.db.clone(), region.usage.clone(), tenant.clone()))
+        Ok(TenantData::new(
+            region.db.clone(),
+            region.usage.clone(),
+            self.control.database().clone(),
+            self.sealer.clone(),
+            tenant.clone(),
+        ))
     }
 
     /// Each region's data store, for work that spans tenants (the billing outbox).

@@ -4,63 +4,42 @@
 
 use diesel::prelude::*;
 
+use crate::audit::{self, AuditEventRow, AuditSealer, AuditVerification};
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::model::{
-    AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Product, Provenance, Tenant, TenantId, millis_to_time,
-    now_millis,
+    AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Product, Provenance, Tenant, millis_to_time, now_millis,
 };
 use crate::schema::region::{TENANT_TABLES, audit_events, faces};
 use crate::usage::{self, Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent, UsageWriter};
 use chrono::{DateTime, Utc};
 
-#[derive(Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_events)]
-struct AuditEventRow {
-    id: String,
-    tenant_id: String,
-    occurred_at: i64,
-    actor: String,
-    action: String,
-    target: Option<String>,
-    request_id: Option<String>,
-    detail: String,
-}
-
-impl TryFrom<AuditEventRow> for AuditEvent {
-    type Error = StoreError;
-    fn try_from(r: AuditEventRow) -> StoreResult<AuditEvent> {
-        Ok(AuditEvent {
-            id: AuditEventId::from_db(r.id),
-            tenant_id: TenantId::from_db(r.tenant_id),
-            occurred_at: millis_to_time(r.occurred_at),
-            actor: r.actor,
-            action: r.action,
-            target: r.target,
-            request_id: r.request_id,
-            detail: serde_json::from_str(&r.detail)
-                .map_err(|e| StoreError::Invalid(format!("corrupt audit detail: {e}")))?,
-        })
-    }
-}
-
 #[derive(Clone)]
 pub struct TenantData {
     pub(crate) db: Database,
     usage: UsageWriter,
+    /// The control store, for the head of the audit chain.
+    control: Database,
+    sealer: AuditSealer,
     pub(crate) tenant: Tenant,
 }
 
 impl TenantData {
-    pub(crate) fn new(db: Database, usage: UsageWriter, tenant: Tenant) -> Self {
-        TenantData { db, usage, tenant }
+    pub(crate) fn new(
+        db: Database,
+        usage: UsageWriter,
+        control: Database,
+        sealer: AuditSealer,
+        tenant: Tenant,
+    ) -> Self {
+        TenantData { db, usage, control, sealer, tenant }
     }
 
     pub fn tenant(&self) -> &Tenant {
         &self.tenant
     }
 
-    /// Appends an audit entry.
+    /// Appends an audit entry to the tenant's sealed chain.
     pub async fn record_audit(
         &self,
         provenance: &Provenance,
@@ -77,13 +56,21 @@ impl TenantData {
             target: target.map(str::to_string),
             request_id: provenance.request_id.clone(),
             detail: detail.to_string(),
+            seq: None,
+            prev_hash: None,
+            hash: None,
         };
-        self.db
-            .run(move |c| {
-                diesel::insert_into(audit_events::table).values(&row).execute(c)?;
-                row.try_into()
-            })
-            .await
+        let sealer = self.sealer.clone();
+        let row = self.db.run(move |c| audit::append(c, &sealer, row)).await?;
+        if let (Some(seq), Some(hash)) = (row.seq, row.hash.clone()) {
+            audit::advance_head(&self.control, row.tenant_id.clone(), seq, hash).await?;
+        }
+        row.try_into()
+    }
+
+    /// Re-checks every seal of the tenant's audit chain.
+    pub async fn verify_audit(&self) -> StoreResult<AuditVerification> {
+        audit::verify(&self.db, &self.control, &self.sealer, &self.tenant.id).await
     }
 
     /// Audit entries oldest first, `limit` at a time after the cursor.

@@ -27,6 +27,10 @@ pub struct AuditEventView {
     /// The request that caused it, when it came through the API.
     pub request_id: Option<String>,
     pub detail: serde_json::Value,
+    /// Position in the tenant's audit chain (1, 2, ...): no number is ever skipped.
+    pub seq: Option<i64>,
+    /// The entry's seal; the next entry is sealed over it, so a kept seal vouches for everything before it.
+    pub hash: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventView {
@@ -39,6 +43,8 @@ impl From<AuditEvent> for AuditEventView {
             target: e.target,
             request_id: e.request_id,
             detail: e.detail,
+            seq: e.seq,
+            hash: e.hash,
         }
     }
 }
@@ -103,4 +109,59 @@ pub async fn get_audit_event(
         .ok_or_else(|| ApiError::new(ErrorCode::AuditEventNotFound, "audit event not found"))?;
     let event = state.stores.tenant_data(&caller.tenant)?.get_audit(&id).await?;
     Ok(HttpResponse::Ok().json(AuditEventResponse { meta: caller.ctx.meta(), event: event.into() }))
+}
+
+/// The outcome of re-checking a tenant's audit chain.
+#[derive(Serialize, ToSchema)]
+pub struct AuditVerificationResponse {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub tenant_id: String,
+    /// No entry was edited, removed or inserted.
+    pub intact: bool,
+    pub entries: usize,
+    /// The last entry the control store recorded as written.
+    pub head_seq: Option<i64>,
+    pub problems: Vec<AuditProblemView>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditProblemView {
+    /// `edited`, `removed`, `inserted` or `truncated`.
+    pub kind: String,
+    pub seq: Option<i64>,
+    pub entry_id: Option<String>,
+    pub detail: String,
+}
+
+/// Re-check every seal of a tenant's audit chain (the same check as `faceplate audit verify`).
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The verification", body = AuditVerificationResponse),
+        (status = 404, description = "TENANT_NOT_FOUND", body = crate::error::ErrorEnvelope),
+    )
+)]
+#[get("/tenants/{tenant_id}/audit/verify")]
+pub async fn verify_tenant_audit(
+    operator: crate::auth::Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
+    let v = state.stores.tenant_data(&tenant)?.verify_audit().await?;
+    Ok(HttpResponse::Ok().json(AuditVerificationResponse {
+        meta: operator.ctx.meta(),
+        tenant_id: v.tenant_id.clone(),
+        intact: v.intact(),
+        entries: v.entries,
+        head_seq: v.head_seq,
+        problems: v
+            .problems
+            .into_iter()
+            .map(|p| AuditProblemView { kind: p.kind, seq: p.seq, entry_id: p.entry_id, detail: p.detail })
+            .collect(),
+    }))
 }

@@ -178,6 +178,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(admin::set_tenant_plan)
             .service(usage::get_tenant_usage)
             .service(billing::get_tenant_billing)
+            .service(audit::verify_tenant_audit)
             .service(admin::create_tenant_key)
             .service(admin::list_tenant_keys)
             .service(admin::revoke_tenant_key),
