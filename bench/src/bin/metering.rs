@@ -8,7 +8,7 @@
 //!    callers, on SQLite and, when `TEST_POSTGRES_URL` is set, on PostgreSQL. Prints events/s.
 //!
 //! `cargo run --release -p faceplate-bench --bin faceplate-metering-bench -- [--requests 2000] [--rounds 3]
-//!  [--concurrency 16] [--events 20000] [--writers 256]`
+//!  [--concurrency 16,64] [--events 20000] [--writers 256]`
 
 use std::error::Error;
 use std::sync::Arc;
@@ -25,20 +25,25 @@ type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 struct Args {
     requests: usize,
     rounds: usize,
-    concurrency: usize,
+    /// Requests in flight: the overhead table has rows for each (latency-bound and CPU-bound load).
+    concurrency: Vec<usize>,
     events: usize,
     writers: usize,
 }
 
 fn parse_args() -> Res<Args> {
-    let mut args = Args { requests: 2000, rounds: 3, concurrency: 16, events: 20_000, writers: 256 };
+    let mut args = Args { requests: 2000, rounds: 3, concurrency: vec![16, 64], events: 20_000, writers: 256 };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value: usize = it.next().ok_or(format!("{flag} needs a value"))?.parse()?;
+        let text = it.next().ok_or(format!("{flag} needs a value"))?;
+        if flag == "--concurrency" {
+            args.concurrency = text.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            continue;
+        }
+        let value: usize = text.parse()?;
         match flag.as_str() {
             "--requests" => args.requests = value,
             "--rounds" => args.rounds = value,
-            "--concurrency" => args.concurrency = value,
             "--events" => args.events = value,
             "--writers" => args.writers = value,
             other => return Err(format!("unknown flag {other}").into()),
@@ -130,27 +135,29 @@ async fn overhead(args: &Args) -> Res<()> {
     let (on_token, on_face) = prepare(&on).await?;
     let (off_token, off_face) = prepare(&off).await?;
     println!(
-        "## Overhead: limits + quotas + metering on vs off (SQLite, {} requests a round, {} in flight, {} rounds)\n",
-        args.requests, args.concurrency, args.rounds
+        "## Overhead: limits + quotas + metering on vs off (SQLite, {} requests a round, median of {} rounds)\n",
+        args.requests, args.rounds
     );
-    println!("| call | on (req/s) | off (req/s) | on/off |");
-    println!("|---|---|---|---|");
-    for (name, call) in [("POST /v1/faces/compare (billable)", Call::Compare), ("GET /v1/me", Call::Me)] {
-        // Warm both (connections, caches), then alternate so drift on a noisy machine hits both alike.
-        closed_loop(&on, &on_token, &on_face, call, args.requests / 4, args.concurrency).await?;
-        closed_loop(&off, &off_token, &off_face, call, args.requests / 4, args.concurrency).await?;
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        for _ in 0..args.rounds {
-            with.push(closed_loop(&on, &on_token, &on_face, call, args.requests, args.concurrency).await?);
-            without.push(closed_loop(&off, &off_token, &off_face, call, args.requests, args.concurrency).await?);
+    println!("| call | in flight | on (req/s) | off (req/s) | on/off |");
+    println!("|---|---|---|---|---|");
+    for &concurrency in &args.concurrency {
+        for (name, call) in [("POST /v1/faces/compare (billable)", Call::Compare), ("GET /v1/me", Call::Me)] {
+            // Warm both (connections, caches), then alternate so drift on a noisy machine hits both alike.
+            closed_loop(&on, &on_token, &on_face, call, args.requests / 4, concurrency).await?;
+            closed_loop(&off, &off_token, &off_face, call, args.requests / 4, concurrency).await?;
+            let (mut with, mut without) = (Vec::new(), Vec::new());
+            for _ in 0..args.rounds {
+                with.push(closed_loop(&on, &on_token, &on_face, call, args.requests, concurrency).await?);
+                without.push(closed_loop(&off, &off_token, &off_face, call, args.requests, concurrency).await?);
+            }
+            let (with, without) = (median(with), median(without));
+            println!("| {name} | {concurrency} | {with:.0} | {without:.0} | {:.2} |", with / without);
         }
-        let (with, without) = (median(with), median(without));
-        println!("| {name} | {with:.0} | {without:.0} | {:.2} |", with / without);
     }
     // The metered server counted every compare it answered.
     let usage = on.get("/v1/usage?granularity=month&product=face_compare", &on_token).await.expect(200);
     let counted = usage.body["totals"][0]["units"].as_i64().unwrap_or(0);
-    let answered = (args.requests / 4 + args.requests * args.rounds) as i64;
+    let answered = ((args.requests / 4 + args.requests * args.rounds) * args.concurrency.len()) as i64;
     println!("\ncompares answered by the metered server: {answered}; counted in its usage: {counted}");
     if counted != answered {
         return Err("usage does not match the answers".into());
