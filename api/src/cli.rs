@@ -146,6 +146,8 @@ pub enum TenantCommand {
         #[arg(long)]
         plan: String,
     },
+    /// Rotate a tenant's data key: a new key encrypts every template again, and the old key is destroyed.
+    RotateKey { tenant: String },
     /// List tenants, oldest first.
     List {
         #[arg(long, default_value_t = 100)]
@@ -366,6 +368,21 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
             let tenant = stores.control().find_tenant(&tenant).await?;
             let tenant = stores.set_tenant_plan(&tenant.id, &plan, &by).await?;
             out.tenant(&tenant, "Tenant");
+        }
+        TenantCommand::RotateKey { tenant } => {
+            let tenant = stores.control().find_tenant(&tenant).await?;
+            let rotation = stores.tenant_data(&tenant)?.rotate_data_key(&by).await?;
+            if out.json {
+                emit!("{}", serde_json::to_string(&rotation)?);
+            } else {
+                emit!(
+                    "tenant {}: data key version {}; {} templates re-encrypted; versions destroyed: {:?}",
+                    tenant.name,
+                    rotation.new_version,
+                    rotation.reencrypted,
+                    rotation.destroyed
+                );
+            }
         }
         TenantCommand::List { limit, after } => {
             if !(1..=1000).contains(&limit) {

@@ -68,6 +68,40 @@ pub struct Config {
     pub metering: MeteringConfig,
     #[serde(default)]
     pub billing: BillingConfig,
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+}
+
+/// Encryption at rest of biometric templates (see `store/src/crypto.rs`).
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionConfig {
+    /// The master key that wraps every tenant's data keys: 32 random bytes, base64
+    /// (`openssl rand -base64 32`); better given as `FACEPLATE_ENCRYPTION__MASTER_KEY`. Unset: derived from the
+    /// server secret. Changing it makes every stored template unreadable.
+    #[serde(default, serialize_with = "redacted_option")]
+    pub master_key: Option<SecretString>,
+}
+
+fn redacted_option<S: serde::Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(_) => s.serialize_str("[redacted]"),
+        None => s.serialize_none(),
+    }
+}
+
+impl EncryptionConfig {
+    pub fn master_key(&self) -> anyhow::Result<Option<faceplate_store::crypto::MasterKey>> {
+        use base64::Engine as _;
+        let Some(key) = &self.master_key else { return Ok(None) };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key.expose_secret().trim())
+            .map_err(|_| anyhow::anyhow!("encryption.master_key must be base64 (openssl rand -base64 32)"))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("encryption.master_key must be 32 bytes (openssl rand -base64 32)"))?;
+        Ok(Some(faceplate_store::crypto::MasterKey(key)))
+    }
 }
 
 /// Billing. Without `[billing.stripe]` the monthly statements (`GET /v1/usage/statement`) are the bill.
@@ -475,6 +509,7 @@ impl Config {
         if e.image_url_timeout_secs == 0 || e.image_url_timeout_secs > 60 {
             bail!("engine.image_url_timeout_secs must be between 1 and 60");
         }
+        self.encryption.master_key()?;
         if let Some(stripe) = &self.billing.stripe {
             stripe.validate().map_err(anyhow::Error::msg)?;
         }
@@ -523,6 +558,7 @@ impl Config {
             regions,
             max_connections: self.max_db_connections,
             billing_outbox: self.billing.stripe.is_some(),
+            master_key: self.encryption.master_key()?,
         })
     }
 

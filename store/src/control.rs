@@ -391,6 +391,7 @@ impl ControlStore {
                     diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(&id))).execute(c)?;
                     crate::billing::delete_tenant_billing(c, &id)?;
                     crate::audit::delete_head(c, &id)?;
+                    crate::crypto::delete_tenant_keys(c, &id)?;
                     Ok(diesel::delete(tenants::table.find(&id)).execute(c)?)
                 })
             })

@@ -14,7 +14,7 @@ use crate::db::{AnyConnection, Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
 use crate::model::{FaceRecord, FaceSetToken, FaceToken, TaskId, TenantId, millis_to_time, now_millis};
 use crate::schema::region::{faces, faceset_faces, faceset_removals, faceset_tasks, facesets};
-use crate::tenant_data::{FaceRow, TenantData, embedding_from_bytes};
+use crate::tenant_data::{FaceRow, TenantData, open_embedding};
 
 /// A FaceSet as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -522,6 +522,9 @@ impl TenantData {
         capacity: i64,
     ) -> StoreResult<Enrolment> {
         let tenant = self.tenant_key();
+        face.expires_at = None;
+        let token = face.token.clone();
+        let row = FaceRow::new(&tenant, face, &*self.cipher_for_write().await?)?;
         self.db
             .run(move |c| {
                 write_transaction(c, |c| {
@@ -540,9 +543,7 @@ impl TenantData {
                     if set.face_count >= capacity {
                         return Err(StoreError::LimitReached(format!("the FaceSet is full ({capacity} faces)")));
                     }
-                    face.expires_at = None;
-                    let token = face.token.clone();
-                    diesel::insert_into(faces::table).values(FaceRow::new(&tenant, face)).execute(c)?;
+                    diesel::insert_into(faces::table).values(&row).execute(c)?;
                     let key = set.max_key + 1;
                     add_member(c, &tenant, &set, token.as_str(), key, external_image_id.as_deref())?;
                     let faceset = finish_change(c, &set, set.face_count + 1, key)?;
@@ -649,26 +650,25 @@ impl TenantData {
         limit: i64,
     ) -> StoreResult<Vec<(i64, Vec<f32>)>> {
         let (tenant, token) = (self.tenant_key(), set.to_string());
-        self.db
+        let rows: Vec<(i64, String, Option<i32>, Vec<u8>)> = self
+            .db
             .run(move |c| {
-                let rows: Vec<(i64, Vec<u8>)> = faceset_faces::table
+                Ok(faceset_faces::table
                     .inner_join(faces::table)
                     .filter(faceset_faces::tenant_id.eq(tenant))
                     .filter(faceset_faces::faceset_token.eq(token))
                     .filter(faceset_faces::member_key.gt(after_key))
                     .order(faceset_faces::member_key.asc())
-                    .select((faceset_faces::member_key, faces::embedding))
+                    .select((faceset_faces::member_key, faces::token, faces::key_version, faces::embedding))
                     .limit(limit)
-                    .load(c)?;
-                rows.into_iter()
-                    .map(|(key, bytes)| {
-                        let v = embedding_from_bytes(&bytes)
-                            .ok_or_else(|| StoreError::Invalid(format!("corrupt embedding of member {key}")))?;
-                        Ok((key, v))
-                    })
-                    .collect()
+                    .load(c)?)
             })
-            .await
+            .await?;
+        let newest = rows.iter().filter_map(|r| r.2).max();
+        let cipher = self.cipher(newest).await?;
+        rows.into_iter()
+            .map(|(key, face, version, bytes)| Ok((key, open_embedding(&cipher, version, &face, &bytes)?)))
+            .collect()
     }
 
     /// Keys removed from a set after `version`.

@@ -11,6 +11,7 @@ pub mod audit;
 pub mod billing;
 pub mod control;
 pub mod credentials;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod facesets;
@@ -30,5 +31,5 @@ pub use facesets::{
 };
 pub use model::*;
 pub use stores::{MigrationReport, Stores, StoresConfig};
-pub use tenant_data::TenantData;
+pub use tenant_data::{KeyRotation, TenantData};
 pub use usage::{Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent};

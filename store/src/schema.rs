@@ -73,6 +73,16 @@ pub mod control {
     }
 
     diesel::table! {
+        tenant_keys (tenant_id, version) {
+            tenant_id -> Text,
+            version -> Integer,
+            provider -> Text,
+            wrapped_key -> Text,
+            created_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
         audit_heads (tenant_id) {
             tenant_id -> Text,
             seq -> BigInt,
@@ -131,6 +141,7 @@ pub mod region {
             created_at -> BigInt,
             expires_at -> Nullable<BigInt>,
             user_id -> Nullable<Text>,
+            key_version -> Nullable<Integer>,
         }
     }
 

@@ -7,9 +7,12 @@ use std::collections::BTreeMap;
 use chrono::Duration;
 use serde_json::json;
 
+use std::sync::Arc;
+
 use crate::audit::AuditSealer;
 use crate::control::{ControlStore, validate_key, validate_tenant_name};
 use crate::credentials::KeyHasher;
+use crate::crypto::{Keyring, LocalKeyProvider, MasterKey};
 use crate::db::{Database, DatabaseUrl, StoreKind};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ApiKey, IssuedKey, KeyId, NewKey, Provenance, RegionName, Tenant, TenantId, TenantStatus};
@@ -24,6 +27,8 @@ pub struct StoresConfig {
     pub max_connections: usize,
     /// Queue every new usage event for the payment provider (billing through Stripe is configured).
     pub billing_outbox: bool,
+    /// The master key that wraps tenants' data keys; `None`: derived from the server secret.
+    pub master_key: Option<MasterKey>,
 }
 
 /// Migrations applied when opening, per store (`control`, `region:<name>`).
@@ -33,6 +38,7 @@ pub type MigrationReport = Vec<(String, Vec<String>)>;
 pub struct Stores {
     control: ControlStore,
     sealer: AuditSealer,
+    keyring: Arc<Keyring>,
     regions: BTreeMap<RegionName, Region>,
 }
 
@@ -68,8 +74,16 @@ impl Stores {
                 crate::audit::advance_head(&control_db, tenant, seq, hash).await?;
             }
         }
+        let master = config.master_key.clone().unwrap_or_else(|| MasterKey::derived_from(server_secret));
+        let keyring = Arc::new(Keyring::new(Arc::new(LocalKeyProvider::new(&master.0)), control_db.clone()));
+        for region in regions.values() {
+            let sealed = encrypt_legacy_faces(&region.db, &keyring).await?;
+            if sealed > 0 {
+                tracing::info!(faces = sealed, "embeddings stored before encryption at rest are now encrypted");
+            }
+        }
         let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
-        Ok((Stores { control, sealer, regions }, report))
+        Ok((Stores { control, sealer, keyring, regions }, report))
     }
 
     pub fn control(&self) -> &ControlStore {
@@ -91,6 +105,7 @@ impl Stores {
             region.usage.clone(),
             self.control.database().clone(),
             self.sealer.clone(),
+            self.keyring.clone(),
             tenant.clone(),
         ))
     }
@@ -188,7 +203,9 @@ impl Stores {
     pub async fn delete_tenant(&self, id: &TenantId) -> StoreResult<usize> {
         let tenant = self.control.get_tenant(id).await?;
         let removed = self.tenant_data(&tenant)?.purge().await?;
+        // Deletes its data keys too: any copy of its templates left anywhere no longer decrypts.
         self.control.delete_tenant(id).await?;
+        self.keyring.forget(id.as_str());
         Ok(removed)
     }
 
@@ -234,5 +251,44 @@ impl Stores {
         )
         .await?;
         Ok(issued)
+    }
+}
+
+/// Encrypts the embeddings written before encryption at rest (`key_version` NULL), a batch per transaction.
+async fn encrypt_legacy_faces(db: &Database, keyring: &Keyring) -> StoreResult<usize> {
+    use crate::schema::region::faces;
+    use diesel::prelude::*;
+    let mut done = 0;
+    loop {
+        let rows: Vec<(String, String, Vec<u8>)> = db
+            .run(|c| {
+                Ok(faces::table
+                    .filter(faces::key_version.is_null())
+                    .select((faces::token, faces::tenant_id, faces::embedding))
+                    .limit(500)
+                    .load(c)?)
+            })
+            .await?;
+        if rows.is_empty() {
+            return Ok(done);
+        }
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (token, tenant, plain) in rows {
+            let cipher = keyring.cipher_for_write(&TenantId::from_db(tenant)).await?;
+            let (version, bytes) = cipher.seal(&token, &plain)?;
+            sealed.push((token, version, bytes));
+        }
+        done += sealed.len();
+        db.run(move |c| {
+            crate::db::write_transaction(c, |c| {
+                for (token, version, bytes) in &sealed {
+                    diesel::update(faces::table.find(token).filter(faces::key_version.is_null()))
+                        .set((faces::embedding.eq(bytes), faces::key_version.eq(version)))
+                        .execute(c)?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
     }
 }

@@ -5,6 +5,7 @@
 use diesel::prelude::*;
 
 use crate::audit::{self, AuditEventRow, AuditSealer, AuditVerification};
+use crate::crypto::{Keyring, TenantCipher};
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult};
 use crate::model::{
@@ -21,6 +22,7 @@ pub struct TenantData {
     /// The control store, for the head of the audit chain.
     control: Database,
     sealer: AuditSealer,
+    keyring: std::sync::Arc<Keyring>,
     pub(crate) tenant: Tenant,
 }
 
@@ -30,9 +32,10 @@ impl TenantData {
         usage: UsageWriter,
         control: Database,
         sealer: AuditSealer,
+        keyring: std::sync::Arc<Keyring>,
         tenant: Tenant,
     ) -> Self {
-        TenantData { db, usage, control, sealer, tenant }
+        TenantData { db, usage, control, sealer, keyring, tenant }
     }
 
     pub fn tenant(&self) -> &Tenant {
@@ -145,16 +148,21 @@ pub(crate) struct FaceRow {
     created_at: i64,
     expires_at: Option<i64>,
     user_id: Option<String>,
+    /// The tenant data key the embedding is sealed with; `None`: stored before encryption at rest.
+    key_version: Option<i32>,
 }
 
 impl FaceRow {
-    pub(crate) fn new(tenant: &str, f: FaceRecord) -> FaceRow {
-        FaceRow {
-            token: f.token.to_string(),
+    /// The row of a face, its embedding sealed with the tenant's current data key.
+    pub(crate) fn new(tenant: &str, f: FaceRecord, cipher: &TenantCipher) -> StoreResult<FaceRow> {
+        let token = f.token.to_string();
+        let (version, embedding) = cipher.seal(&token, &embedding_bytes(&f.embedding))?;
+        Ok(FaceRow {
+            token,
             tenant_id: tenant.to_string(),
             image_id: f.image_id,
             model: f.model,
-            embedding: embedding_bytes(&f.embedding),
+            embedding,
             rect_left: f.rect.left,
             rect_top: f.rect.top,
             rect_width: f.rect.width,
@@ -165,8 +173,27 @@ impl FaceRow {
             created_at: f.created_at.timestamp_millis(),
             expires_at: f.expires_at.map(|t| t.timestamp_millis()),
             user_id: f.user_id,
-        }
+            key_version: Some(version),
+        })
     }
+
+    pub(crate) fn key_version(&self) -> Option<i32> {
+        self.key_version
+    }
+}
+
+/// The plaintext embedding of a stored row (sealed, or from before encryption at rest).
+pub(crate) fn open_embedding(
+    cipher: &TenantCipher,
+    version: Option<i32>,
+    token: &str,
+    stored: &[u8],
+) -> StoreResult<Vec<f32>> {
+    let bytes = match version {
+        Some(v) => cipher.open(v, token, stored)?,
+        None => stored.to_vec(),
+    };
+    embedding_from_bytes(&bytes).ok_or_else(|| StoreError::Invalid(format!("corrupt embedding for face {token}")))
 }
 
 /// Embeddings are stored as little-endian f32 bytes.
@@ -178,11 +205,10 @@ pub(crate) fn embedding_from_bytes(b: &[u8]) -> Option<Vec<f32>> {
     b.len().is_multiple_of(4).then(|| b.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
 }
 
-impl TryFrom<FaceRow> for FaceRecord {
-    type Error = StoreError;
-    fn try_from(r: FaceRow) -> StoreResult<FaceRecord> {
-        let embedding = embedding_from_bytes(&r.embedding)
-            .ok_or_else(|| StoreError::Invalid(format!("corrupt embedding for face {}", r.token)))?;
+impl FaceRow {
+    pub(crate) fn into_record(self, cipher: &TenantCipher) -> StoreResult<FaceRecord> {
+        let r = self;
+        let embedding = open_embedding(cipher, r.key_version, &r.token, &r.embedding)?;
         let token =
             FaceToken::parse(&r.token).ok_or_else(|| StoreError::Invalid(format!("corrupt face token {}", r.token)))?;
         let json =
@@ -207,7 +233,8 @@ impl TenantData {
     /// Stores detected faces in one transaction (all or none).
     pub async fn insert_faces(&self, faces: Vec<FaceRecord>) -> StoreResult<()> {
         let tenant = self.tenant.id.to_string();
-        let rows: Vec<FaceRow> = faces.into_iter().map(|f| FaceRow::new(&tenant, f)).collect();
+        let cipher = self.keyring.cipher_for_write(&self.tenant.id).await?;
+        let rows = faces.into_iter().map(|f| FaceRow::new(&tenant, f, &cipher)).collect::<StoreResult<Vec<_>>>()?;
         if rows.is_empty() {
             return Ok(());
         }
@@ -227,7 +254,8 @@ impl TenantData {
     /// One of the tenant's faces; unknown, expired and other tenants' tokens are all `NotFound`.
     pub async fn get_face(&self, token: &FaceToken) -> StoreResult<FaceRecord> {
         let (tenant, token) = (self.tenant.id.to_string(), token.to_string());
-        self.db
+        let row = self
+            .db
             .run(move |c| {
                 faces::table
                     .find(token)
@@ -236,10 +264,20 @@ impl TenantData {
                     .select(FaceRow::as_select())
                     .first(c)
                     .optional()?
-                    .ok_or(StoreError::NotFound(Entity::Face))?
-                    .try_into()
+                    .ok_or(StoreError::NotFound(Entity::Face))
             })
-            .await
+            .await?;
+        let cipher = self.cipher(row.key_version()).await?;
+        row.into_record(&cipher)
+    }
+
+    pub(crate) async fn cipher_for_write(&self) -> StoreResult<std::sync::Arc<TenantCipher>> {
+        self.keyring.cipher_for_write(&self.tenant.id).await
+    }
+
+    /// The tenant's data keys; `need`: a version that must be among them.
+    pub(crate) async fn cipher(&self, need: Option<i32>) -> StoreResult<std::sync::Arc<TenantCipher>> {
+        self.keyring.cipher(&self.tenant.id, need).await
     }
 }
 
@@ -290,4 +328,90 @@ impl TenantData {
 /// Deletes every face past its expiry in one region store (all tenants: a maintenance job, not a tenant query).
 pub(crate) async fn purge_expired_faces(db: &Database) -> StoreResult<usize> {
     db.run(|c| Ok(diesel::delete(faces::table.filter(faces::expires_at.le(now_millis()))).execute(c)?)).await
+}
+
+/// What rotating a tenant's data key did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyRotation {
+    pub new_version: i32,
+    /// Templates re-encrypted under the new key.
+    pub reencrypted: usize,
+    /// Older key versions destroyed (no template used them any more).
+    pub destroyed: Vec<i32>,
+}
+
+/// Encryption at rest: rotating the tenant's data key.
+impl TenantData {
+    /// Makes a new data key, re-encrypts every template under it and destroys the keys no longer used.
+    /// Audited as `tenant.data_key_rotated`. Safe to run again after an interruption.
+    pub async fn rotate_data_key(&self, by: &Provenance) -> StoreResult<KeyRotation> {
+        let new_version = self.keyring.rotate(&self.tenant.id).await?;
+        let cipher = self.cipher(Some(new_version)).await?;
+        let tenant = self.tenant.id.to_string();
+        let mut reencrypted = 0;
+        loop {
+            let t = tenant.clone();
+            let rows: Vec<(String, Option<i32>, Vec<u8>)> = self
+                .db
+                .run(move |c| {
+                    Ok(faces::table
+                        .filter(faces::tenant_id.eq(t))
+                        .filter(faces::key_version.is_null().or(faces::key_version.lt(new_version)))
+                        .select((faces::token, faces::key_version, faces::embedding))
+                        .limit(500)
+                        .load(c)?)
+                })
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut sealed = Vec::with_capacity(rows.len());
+            for (token, version, stored) in rows {
+                let plain = match version {
+                    Some(v) => cipher.open(v, &token, &stored)?,
+                    None => stored,
+                };
+                let (version, bytes) = cipher.seal(&token, &plain)?;
+                sealed.push((token, version, bytes));
+            }
+            reencrypted += sealed.len();
+            let t = tenant.clone();
+            self.db
+                .run(move |c| {
+                    write_transaction(c, |c| {
+                        for (token, version, bytes) in &sealed {
+                            diesel::update(faces::table.find(token).filter(faces::tenant_id.eq(&t)))
+                                .set((faces::embedding.eq(bytes), faces::key_version.eq(version)))
+                                .execute(c)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .await?;
+        }
+        // Only versions no row still uses: a node that wrote with an older key meanwhile keeps it alive.
+        let t = tenant.clone();
+        let in_use: Vec<Option<i32>> = self
+            .db
+            .run(move |c| {
+                Ok(faces::table.filter(faces::tenant_id.eq(t)).select(faces::key_version).distinct().load(c)?)
+            })
+            .await?;
+        let destroyed: Vec<i32> = self
+            .keyring
+            .versions(&self.tenant.id)
+            .await?
+            .into_iter()
+            .filter(|v| *v < new_version && !in_use.contains(&Some(*v)))
+            .collect();
+        self.keyring.destroy(&self.tenant.id, destroyed.clone()).await?;
+        self.record_audit(
+            by,
+            "tenant.data_key_rotated",
+            Some(self.tenant.id.as_str()),
+            serde_json::json!({"version": new_version, "reencrypted": reencrypted, "destroyed": destroyed}),
+        )
+        .await?;
+        Ok(KeyRotation { new_version, reencrypted, destroyed })
+    }
 }

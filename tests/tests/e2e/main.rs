@@ -3,6 +3,7 @@
 mod audit_chain;
 mod billing;
 mod cli;
+mod encryption;
 mod errors;
 mod facepp_client;
 mod faces;

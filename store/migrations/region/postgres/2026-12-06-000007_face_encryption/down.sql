@@ -1,0 +1,2 @@
+DROP INDEX faces_key_version;
+ALTER TABLE faces DROP COLUMN key_version;
