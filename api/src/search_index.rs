@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use faceplate_index::{FaceIndex, IndexConfig};
+use faceplate_store::crypto::SnapshotSealer;
 use faceplate_store::{FaceSet, FaceSetToken, StoreError, Stores, TenantData, TenantId};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -170,9 +171,10 @@ impl FaceSetIndexes {
         let config = self.config.clone();
         // What the database says now bounds what a usable snapshot may hold.
         let limit = SyncState { version: set.version, max_key: set.max_key, ..wanted.clone() };
+        let sealer = data.snapshot_sealer().await?;
         let (index, state) = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            match load_snapshot(&path, &limit, config.clone()) {
+            match load_snapshot(&path, &limit, config.clone(), &sealer) {
                 Some((index, state)) => {
                     tracing::info!(faceset = %wanted.faceset, faces = index.len(), version = state.version,
                         millis = started.elapsed().as_millis() as u64, "loaded index snapshot");
@@ -204,21 +206,21 @@ impl FaceSetIndexes {
             .collect();
         let mut written = 0;
         for (token, entry) in entries {
-            match set_exists(stores, &entry.tenant, &token).await {
-                Ok(false) => {
+            let data = match set_exists(stores, &entry.tenant, &token).await {
+                Ok(None) => {
                     self.forget(&entry.tenant, &token);
                     continue;
                 }
-                Ok(true) => {}
+                Ok(Some(data)) => data,
                 Err(e) => {
                     tracing::warn!(faceset = %token, error = %e, "cannot check FaceSet; snapshot skipped");
                     continue;
                 }
-            }
+            };
             if entry.saved_version.load(Ordering::Acquire) == entry.synced_version.load(Ordering::Acquire) {
                 continue;
             }
-            match save_snapshot(&entry).await {
+            match save_snapshot(&entry, &data, &token).await {
                 Ok(()) => written += 1,
                 Err(e) => tracing::warn!(faceset = %token, error = %e, "writing index snapshot failed"),
             }
@@ -227,18 +229,23 @@ impl FaceSetIndexes {
     }
 }
 
-async fn set_exists(stores: &Stores, tenant: &TenantId, token: &FaceSetToken) -> Result<bool, StoreError> {
+/// The tenant's data if the set still exists.
+async fn set_exists(
+    stores: &Stores,
+    tenant: &TenantId,
+    token: &FaceSetToken,
+) -> Result<Option<TenantData>, StoreError> {
     let tenant = match stores.control().get_tenant(tenant).await {
-        Err(StoreError::NotFound(_)) => return Ok(false),
+        Err(StoreError::NotFound(_)) => return Ok(None),
         other => other?,
     };
     let data = match stores.tenant_data(&tenant) {
-        Err(StoreError::RegionNotConfigured(_)) => return Ok(false),
+        Err(StoreError::RegionNotConfigured(_)) => return Ok(None),
         other => other?,
     };
     match data.get_faceset(faceplate_store::FaceSetRef::Token(token.clone())).await {
-        Ok(_) => Ok(true),
-        Err(StoreError::NotFound(_)) => Ok(false),
+        Ok(_) => Ok(Some(data)),
+        Err(StoreError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -275,11 +282,23 @@ async fn catch_up(data: &TenantData, set: &FaceSet, entry: &Arc<Entry>, state: &
     Ok(())
 }
 
-fn load_snapshot(path: &Path, wanted: &SyncState, config: IndexConfig) -> Option<(FaceIndex, SyncState)> {
+/// Snapshots hold the set's templates, so they are sealed with the tenant's data key like the database copy:
+/// destroying the key (tenant deletion, rotation) makes every snapshot anywhere unreadable, and it is rebuilt
+/// from the database.
+fn load_snapshot(
+    path: &Path,
+    wanted: &SyncState,
+    config: IndexConfig,
+    sealer: &SnapshotSealer,
+) -> Option<(FaceIndex, SyncState)> {
     if !path.exists() {
         return None;
     }
-    match FaceIndex::load(path, config) {
+    let opened = std::fs::read(path)
+        .map_err(anyhow::Error::from)
+        .and_then(|file| sealer.open(&wanted.faceset, &file).map_err(anyhow::Error::from))
+        .and_then(|bytes| FaceIndex::from_bytes(&bytes, config, path).map_err(anyhow::Error::from));
+    match opened {
         Ok((index, meta)) => match serde_json::from_slice::<SyncState>(&meta) {
             Ok(state)
                 if state.faceset == wanted.faceset && state.tenant == wanted.tenant && state.model == wanted.model =>
@@ -303,17 +322,20 @@ fn load_snapshot(path: &Path, wanted: &SyncState, config: IndexConfig) -> Option
     }
 }
 
-async fn save_snapshot(entry: &Arc<Entry>) -> anyhow::Result<()> {
+async fn save_snapshot(entry: &Arc<Entry>, data: &TenantData, token: &FaceSetToken) -> anyhow::Result<()> {
+    let sealer = data.snapshot_sealer().await?;
     // Holding the state lock keeps catch-ups out, so the snapshot and its version agree.
     let state = entry.state.lock().await;
     let meta = serde_json::to_vec(&*state)?;
     let version = state.version;
     let writer = Arc::clone(entry);
+    let name = token.to_string();
     tokio::task::spawn_blocking(move || {
         if let Some(dir) = writer.snapshot.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        writer.index.save(&writer.snapshot, &meta).map_err(anyhow::Error::from)
+        let sealed = sealer.seal(&name, &writer.index.to_bytes(&meta)?)?;
+        faceplate_index::write_file_atomically(&writer.snapshot, &sealed).map_err(anyhow::Error::from)
     })
     .await??;
     entry.saved_version.store(version, Ordering::Release);

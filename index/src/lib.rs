@@ -457,6 +457,12 @@ impl FaceIndex {
     /// Writes a snapshot atomically: a temporary file in the same directory, fsync, rename over `path`, fsync of
     /// the directory. `meta` is stored as is (e.g. a JSON sync watermark) and returned by [`FaceIndex::load`].
     pub fn save(&self, path: &Path, meta: &[u8]) -> Result<(), IndexError> {
+        write_file_atomically(path, &self.to_bytes(meta)?)
+    }
+
+    /// The snapshot [`FaceIndex::save`] writes, as bytes (for a caller that encrypts it before writing it with
+    /// [`write_file_atomically`]).
+    pub fn to_bytes(&self, meta: &[u8]) -> Result<Vec<u8>, IndexError> {
         let _writer = lock(&self.writer);
         let state = self.read();
         let (mode, count, keys, payload) = match &*state {
@@ -483,7 +489,15 @@ impl FaceIndex {
         };
         let key_bytes: Vec<u8> = keys.iter().flat_map(|k| k.to_le_bytes()).collect();
         drop(state);
-        write_atomically(path, &[&header.encode(), meta, &key_bytes, &payload])
+        let header = header.encode();
+        let parts: [&[u8]; 4] = [&header, meta, &key_bytes, &payload];
+        let mut bytes = Vec::with_capacity(parts.iter().map(|p| p.len()).sum::<usize>() + 4);
+        for part in parts {
+            bytes.extend_from_slice(part);
+        }
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        Ok(bytes)
     }
 
     /// Loads a snapshot written by [`FaceIndex::save`]; returns the index and the caller's `meta`. The snapshot's
@@ -491,10 +505,15 @@ impl FaceIndex {
     /// into HNSW. The graph's connectivity is the one it was built with; `expansion_*` come from `config`.
     /// A truncated, corrupt or foreign file, or one for other dimensions or quantization, is an `Err`.
     pub fn load(path: &Path, config: IndexConfig) -> Result<(FaceIndex, Vec<u8>), IndexError> {
+        let bytes = std::fs::read(path).map_err(|source| IndexError::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(&bytes, config, path)
+    }
+
+    /// Like [`FaceIndex::load`], from the bytes of a snapshot; `path` names where they came from in errors.
+    pub fn from_bytes(bytes: &[u8], config: IndexConfig, path: &Path) -> Result<(FaceIndex, Vec<u8>), IndexError> {
         validate(&config)?;
         let corrupt = |reason: &str| IndexError::Corrupt { path: path.to_path_buf(), reason: reason.to_string() };
         let incompatible = |reason: String| IndexError::Incompatible { path: path.to_path_buf(), reason };
-        let bytes = std::fs::read(path).map_err(|source| IndexError::Io { path: path.to_path_buf(), source })?;
         if bytes.len() < HEADER_LEN + 4 {
             return Err(corrupt("too short"));
         }
@@ -904,9 +923,9 @@ fn le_array<const N: usize>(bytes: &[u8]) -> [u8; N] {
     out
 }
 
-/// Writes `parts` and a CRC-32 of them to a temporary file next to `path`, fsyncs it, renames it over `path` and
-/// fsyncs the directory. The temporary file is removed on failure.
-fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), IndexError> {
+/// Writes `bytes` to a temporary file next to `path`, fsyncs it, renames it over `path` and fsyncs the
+/// directory. The temporary file is removed on failure.
+pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> Result<(), IndexError> {
     let io = |source: std::io::Error| IndexError::Io { path: path.to_path_buf(), source };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
@@ -917,12 +936,7 @@ fn write_atomically(path: &Path, parts: &[&[u8]]) -> Result<(), IndexError> {
     let temp = dir.join(format!(".{}.{}.{nanos}.tmp", name.to_string_lossy(), std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut file = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&temp)?);
-        let mut crc = crc32fast::Hasher::new();
-        for part in parts {
-            crc.update(part);
-            file.write_all(part)?;
-        }
-        file.write_all(&crc.finalize().to_le_bytes())?;
+        file.write_all(bytes)?;
         let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         drop(file);

@@ -135,6 +135,39 @@ impl TenantCipher {
     }
 }
 
+/// Encrypts a tenant's other copies of its templates (FaceSet index snapshots on a node's disk) with its
+/// current data key. Plain methods, for use on a blocking thread.
+pub struct SnapshotSealer {
+    cipher: Arc<TenantCipher>,
+}
+
+const SNAPSHOT_MAGIC: &[u8; 8] = b"FPSEAL1\0";
+
+impl SnapshotSealer {
+    pub(crate) fn new(cipher: Arc<TenantCipher>) -> Self {
+        SnapshotSealer { cipher }
+    }
+
+    /// `magic, key version, nonce, ciphertext` of `bytes`, bound to `name` (the set's token).
+    pub fn seal(&self, name: &str, bytes: &[u8]) -> StoreResult<Vec<u8>> {
+        let (version, sealed) = self.cipher.seal(&format!("snapshot:{name}"), bytes)?;
+        let mut out = Vec::with_capacity(12 + sealed.len());
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&version.to_le_bytes());
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// What `seal` sealed; fails for another name or tenant, a destroyed key or a changed byte.
+    pub fn open(&self, name: &str, file: &[u8]) -> StoreResult<Vec<u8>> {
+        if file.len() < 12 || &file[..8] != SNAPSHOT_MAGIC {
+            return Err(StoreError::Invalid("not a sealed snapshot".into()));
+        }
+        let version = i32::from_le_bytes([file[8], file[9], file[10], file[11]]);
+        self.cipher.open(version, &format!("snapshot:{name}"), &file[12..])
+    }
+}
+
 /// The data keys of the tenants this node has seen, loaded from the control store on first use.
 pub struct Keyring {
     provider: Arc<dyn KeyProvider>,

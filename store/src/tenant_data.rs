@@ -275,6 +275,11 @@ impl TenantData {
         self.keyring.cipher_for_write(&self.tenant.id).await
     }
 
+    /// Seals and opens this tenant's index snapshots with its current data key.
+    pub async fn snapshot_sealer(&self) -> StoreResult<crate::crypto::SnapshotSealer> {
+        Ok(crate::crypto::SnapshotSealer::new(self.cipher_for_write().await?))
+    }
+
     /// The tenant's data keys; `need`: a version that must be among them.
     pub(crate) async fn cipher(&self, need: Option<i32>) -> StoreResult<std::sync::Arc<TenantCipher>> {
         self.keyring.cipher(&self.tenant.id, need).await

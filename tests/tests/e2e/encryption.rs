@@ -106,6 +106,14 @@ async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys
         app.post("/v1/faces/compare", &token, compare).await.expect(200).body["confidence"].as_f64().unwrap() > 90.0
     );
     let app = app.restart().await;
+    // The graceful stop wrote the set's index snapshot: sealed too.
+    let snapshots = files_under(&app.index_dir());
+    assert!(!snapshots.is_empty(), "no index snapshot in {}", app.index_dir().display());
+    for file in &snapshots {
+        let bytes = std::fs::read(file).unwrap();
+        assert!(bytes.starts_with(b"FPSEAL1"), "{} is not sealed", file.display());
+        assert!(!contains_any_window(&bytes, &plain), "plaintext embedding bytes in {}", file.display());
+    }
     let found = app.post("/v1/facesets/search", &token, search).await.expect(200).body;
     assert_eq!(found["results"][0]["face_token"], face.as_str(), "{found}");
     let events = app.cli(&["--json", "audit", "verify", "--tenant", "acme"]);
@@ -150,4 +158,17 @@ async fn templates_stored_before_encryption_are_encrypted_on_the_next_start() {
     assert!(
         app.post("/v1/faces/compare", &token, compare).await.expect(200).body["confidence"].as_f64().unwrap() > 90.0
     );
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
