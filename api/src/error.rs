@@ -116,6 +116,8 @@ error_codes! {
     FacesetNotFound = "FACESET_NOT_FOUND" => NOT_FOUND,
     /// No such asynchronous task for this tenant.
     TaskNotFound = "TASK_NOT_FOUND" => NOT_FOUND,
+    /// No legal request with this id.
+    LegalRequestNotFound = "LEGAL_REQUEST_NOT_FOUND" => NOT_FOUND,
     /// The endpoint exists but not with this HTTP method; see the Allow header.
     MethodNotAllowed = "METHOD_NOT_ALLOWED" => METHOD_NOT_ALLOWED,
     /// The request conflicts with the current state (a name already taken, a revoked key).
@@ -260,6 +262,7 @@ impl From<StoreError> for ApiError {
                     Entity::Face => ErrorCode::FaceNotFound,
                     Entity::FaceSet => ErrorCode::FacesetNotFound,
                     Entity::Task => ErrorCode::TaskNotFound,
+                    Entity::LegalRequest => ErrorCode::LegalRequestNotFound,
                 };
                 ApiError::new(code, format!("{entity} not found"))
             }

@@ -45,6 +45,7 @@ pub enum Entity {
     Face,
     FaceSet,
     Task,
+    LegalRequest,
 }
 
 impl fmt::Display for Entity {
@@ -56,6 +57,7 @@ impl fmt::Display for Entity {
             Entity::Face => "face",
             Entity::FaceSet => "FaceSet",
             Entity::Task => "task",
+            Entity::LegalRequest => "legal request",
         })
     }
 }

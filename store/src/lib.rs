@@ -19,6 +19,7 @@ pub mod model;
 pub mod schema;
 pub mod stores;
 pub mod tenant_data;
+pub mod transparency;
 pub mod usage;
 
 pub use audit::{AuditProblem, AuditVerification};
@@ -30,6 +31,6 @@ pub use facesets::{
     NewFaceSet, Selection, TaskKind,
 };
 pub use model::*;
-pub use stores::{MigrationReport, Stores, StoresConfig};
+pub use stores::{MigrationReport, RegionRows, Stores, StoresConfig};
 pub use tenant_data::{KeyRotation, TenantData};
 pub use usage::{Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent};

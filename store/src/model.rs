@@ -68,6 +68,11 @@ id_type!(
     "aud"
 );
 id_type!(
+    /// A legal or government request for data, as the operator recorded it.
+    LegalRequestId,
+    "lrq"
+);
+id_type!(
     /// An asynchronous FaceSet task (Face++ `faceset/async/*`).
     TaskId,
     "task"
@@ -92,6 +97,15 @@ impl TenantId {
 }
 
 impl KeyId {
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl LegalRequestId {
+    pub(crate) fn generate() -> Self {
+        Self(new_sortable_id(Self::PREFIX))
+    }
     pub(crate) fn from_db(s: String) -> Self {
         Self(s)
     }

@@ -83,6 +83,21 @@ pub mod control {
     }
 
     diesel::table! {
+        legal_requests (id) {
+            id -> Text,
+            received_on -> BigInt,
+            kind -> Text,
+            jurisdiction -> Text,
+            authority -> Text,
+            accounts_affected -> BigInt,
+            outcome -> Text,
+            notes -> Nullable<Text>,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
         audit_heads (tenant_id) {
             tenant_id -> Text,
             seq -> BigInt,

@@ -292,3 +292,54 @@ async fn encrypt_legacy_faces(db: &Database, keyring: &Keyring) -> StoreResult<u
         .await?;
     }
 }
+
+/// Where a tenant's rows are, per region store this node serves.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RegionRows {
+    pub region: String,
+    pub home: bool,
+    /// Rows per table (only tables with rows).
+    pub tables: BTreeMap<String, i64>,
+    pub total: i64,
+}
+
+impl Stores {
+    /// Counts the tenant's rows in every region store this node serves: its home region, and (to prove they
+    /// hold nothing of it) all the others. Counts only; nothing of another region's content is read.
+    pub async fn residency(&self, tenant: &Tenant) -> StoreResult<Vec<RegionRows>> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut report = Vec::new();
+        for (name, region) in &self.regions {
+            let id = tenant.id.to_string();
+            let tables = region
+                .db
+                .run(move |c| {
+                    use diesel::RunQueryDsl;
+                    let mut tables = BTreeMap::new();
+                    for table in crate::schema::region::TENANT_TABLES {
+                        // Table names come from our own constant list, never from input.
+                        let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = $1"))
+                            .bind::<diesel::sql_types::Text, _>(&id)
+                            .get_result::<Count>(c)?
+                            .n;
+                        if n > 0 {
+                            tables.insert(table.to_string(), n);
+                        }
+                    }
+                    Ok(tables)
+                })
+                .await?;
+            report.push(RegionRows {
+                region: name.to_string(),
+                home: *name == tenant.home_region,
+                total: tables.values().sum(),
+                tables,
+            });
+        }
+        Ok(report)
+    }
+}

@@ -12,6 +12,8 @@ pub mod keys;
 pub mod ocr;
 pub mod ops;
 pub mod plates;
+pub mod residency;
+pub mod transparency;
 pub mod types;
 pub mod usage;
 
@@ -50,10 +52,12 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         (name = "facepp", description = "Face++-compatible API: change only the base URL of a Face++ client"),
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
+        (name = "privacy", description = "Where the tenant's data is stored"),
         (name = "usage", description = "The tenant's metered usage, its events and its monthly statement"),
         (name = "billing", description = "Stripe's webhook (signed by Stripe, no API key)"),
         (name = "admin", description = "Operator: tenants, their plans and their keys"),
         (name = "operations", description = "Health, readiness and metrics"),
+        (name = "transparency", description = "The public report of legal and government requests for data"),
     )
 )]
 struct ApiDoc;
@@ -101,7 +105,11 @@ impl utoipa::Modify for SecuritySchemes {
 
 /// Registers every API route. The server and the OpenAPI document both come from this one list.
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(ops::healthz).service(ops::readyz).service(ops::metrics).service(billing::stripe_webhook);
+    cfg.service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics)
+        .service(billing::stripe_webhook)
+        .service(transparency::transparency_report);
     cfg.service(
         scope::scope("/v1")
             .service(keys::get_me)
@@ -136,7 +144,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(audit::get_audit_event)
             .service(usage::get_usage)
             .service(usage::list_usage_events)
-            .service(usage::get_statement),
+            .service(usage::get_statement)
+            .service(residency::get_residency),
     );
     cfg.service(
         scope::scope("/facepp/v3")
@@ -179,6 +188,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(usage::get_tenant_usage)
             .service(billing::get_tenant_billing)
             .service(audit::verify_tenant_audit)
+            .service(residency::get_tenant_residency)
+            .service(transparency::record_legal_request)
+            .service(transparency::list_legal_requests)
+            .service(transparency::update_legal_request)
             .service(admin::create_tenant_key)
             .service(admin::list_tenant_keys)
             .service(admin::revoke_tenant_key),

@@ -18,3 +18,4 @@ mod openapi;
 mod ops;
 mod regions;
 mod tenants;
+mod transparency;

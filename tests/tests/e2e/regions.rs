@@ -21,6 +21,21 @@ async fn tenant_data_stays_in_its_home_region() {
         let other = if home == "eu" { "us" } else { "eu" };
         assert!(app.dbs.tenant_rows_in_region(&home, tenant) >= 5, "{tenant} has rows at home");
         assert_eq!(app.dbs.tenant_rows_in_region(other, tenant), 0, "{tenant} has rows in {other}");
+        // The residency report says the same, to the tenant and to the operator.
+        let report = app.get("/v1/residency", &admin).await.expect(200).body;
+        assert_eq!(
+            (report["home_region"].as_str(), report["rows_outside_home"].as_i64()),
+            (Some(home.as_str()), Some(0))
+        );
+        assert_eq!(report["regions"][0]["region"], home.as_str());
+        assert_eq!(report["regions"][0]["total"].as_i64(), Some(app.dbs.tenant_rows_in_region(&home, tenant)));
+        assert!(report["regions"][0]["tables"]["audit_events"].as_i64().unwrap() >= 5, "{report}");
+        assert_eq!(
+            (report["regions"][1]["region"].as_str(), report["regions"][1]["total"].as_i64()),
+            (Some(other), Some(0))
+        );
+        let by_operator = app.get(&format!("/admin/v1/tenants/{tenant}/residency"), OPERATOR_TOKEN).await.expect(200);
+        assert_eq!(by_operator.body["regions"], report["regions"]);
     }
     let got = app.get(&format!("/admin/v1/tenants/{default}"), OPERATOR_TOKEN).await.expect(200);
     assert_eq!(got.body["tenant"]["home_region"], "eu");

@@ -1,0 +1,87 @@
+//! Data residency: where a tenant's data is. `GET /v1/residency` (admin scope) and the operator's
+//! `GET /admin/v1/tenants/{tenant_id}/residency` count the tenant's rows in every region store the answering
+//! node serves: everything in the home region, nothing anywhere else.
+
+use actix_web::{HttpResponse, get, web};
+use faceplate_store::Tenant;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::{AdminScope, Caller, Operator};
+use crate::context::{Meta, RequestContext};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::state::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct RegionRowsView {
+    pub region: String,
+    /// The tenant's home region.
+    pub home: bool,
+    /// Rows per table (tables without rows left out).
+    #[schema(value_type = Object)]
+    pub tables: std::collections::BTreeMap<String, i64>,
+    pub total: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResidencyReport {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub tenant_id: String,
+    pub home_region: String,
+    /// Every region store this node serves, the home region first.
+    pub regions: Vec<RegionRowsView>,
+    /// Rows of the tenant found outside its home region: 0 unless something is wrong.
+    pub rows_outside_home: i64,
+    /// The regions this node does not serve were not checked by this answer; ask a node that serves them.
+    pub regions_not_served_here: bool,
+}
+
+async fn report(state: &AppState, tenant: &Tenant, ctx: &RequestContext) -> Result<HttpResponse, ApiError> {
+    let mut regions = state.stores.residency(tenant).await?;
+    regions.sort_by_key(|r| !r.home);
+    let rows_outside_home = regions.iter().filter(|r| !r.home).map(|r| r.total).sum();
+    let serves_home = regions.iter().any(|r| r.home);
+    Ok(HttpResponse::Ok().json(ResidencyReport {
+        meta: ctx.meta(),
+        tenant_id: tenant.id.to_string(),
+        home_region: tenant.home_region.to_string(),
+        regions: regions
+            .into_iter()
+            .map(|r| RegionRowsView { region: r.region, home: r.home, tables: r.tables, total: r.total })
+            .collect(),
+        rows_outside_home,
+        regions_not_served_here: !serves_home,
+    }))
+}
+
+/// Where the tenant's data is stored.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    responses((status = 200, description = "Rows per region store", body = ResidencyReport))
+)]
+#[get("/residency")]
+pub async fn get_residency(caller: Caller<AdminScope>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    report(&state, &caller.tenant, &caller.ctx).await
+}
+
+/// Where a tenant's data is stored.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "Rows per region store", body = ResidencyReport),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[get("/tenants/{tenant_id}/residency")]
+pub async fn get_tenant_residency(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
+    report(&state, &tenant, &operator.ctx).await
+}
