@@ -116,6 +116,13 @@ pub async fn authorize(
         Err(AuthRejection::Expired) => return Err(ApiError::unauthenticated("this API key has expired")),
     };
     req.extensions_mut().insert(authenticated.tenant.id.clone());
+    if authenticated.tenant.status == TenantStatus::PendingDeletion {
+        let when = authenticated.tenant.delete_after.map(|t| t.to_rfc3339()).unwrap_or_else(|| "now".into());
+        return Err(ApiError::new(
+            ErrorCode::TenantPendingDeletion,
+            format!("this tenant is scheduled for deletion ({when}); the operator can cancel it until then"),
+        ));
+    }
     if authenticated.tenant.status == TenantStatus::Suspended {
         return Err(ApiError::new(ErrorCode::TenantSuspended, "this tenant is suspended; contact the operator"));
     }

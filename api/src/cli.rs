@@ -424,7 +424,8 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
                     tenant.id
                 );
             }
-            let removed = stores.delete_tenant(&tenant.id).await?;
+            let certificate = stores.delete_tenant(&tenant.id).await?;
+            let removed: i64 = certificate.rows_deleted.values().sum();
             // This node's index snapshots of the tenant's FaceSets (a running server drops its copies when it
             // next checks them).
             match std::fs::remove_dir_all(config.index_dir().join(tenant.id.as_str())) {
@@ -434,7 +435,7 @@ async fn tenant_command(stores: &Stores, config: &Config, command: TenantCommand
                 _ => {}
             }
             if out.json {
-                emit!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed}));
+                emit!("{}", json!({"deleted": tenant.id, "region_rows_deleted": removed, "certificate": certificate}));
             } else {
                 emit!(
                     "Deleted tenant {} ({}) and {removed} rows in region {}",

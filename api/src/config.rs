@@ -70,6 +70,36 @@ pub struct Config {
     pub billing: BillingConfig,
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+}
+
+/// Tenant account deletion.
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Days between a deletion request and the purge; the deletion can be cancelled meanwhile. Default 30.
+    #[serde(default = "default_grace_days")]
+    pub deletion_grace_days: u32,
+    /// How often a node purges the tenants whose grace period is over (and resumes interrupted purges).
+    #[serde(default = "default_tenant_purge_interval")]
+    pub purge_interval_secs: u64,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            deletion_grace_days: default_grace_days(),
+            purge_interval_secs: default_tenant_purge_interval(),
+        }
+    }
+}
+
+fn default_grace_days() -> u32 {
+    30
+}
+fn default_tenant_purge_interval() -> u64 {
+    60
 }
 
 /// Encryption at rest of biometric templates (see `store/src/crypto.rs`).
@@ -510,6 +540,9 @@ impl Config {
             bail!("engine.image_url_timeout_secs must be between 1 and 60");
         }
         self.encryption.master_key()?;
+        if self.privacy.purge_interval_secs == 0 || self.privacy.deletion_grace_days > 3650 {
+            bail!("privacy.purge_interval_secs must be positive and deletion_grace_days at most 3650");
+        }
         if let Some(stripe) = &self.billing.stripe {
             stripe.validate().map_err(anyhow::Error::msg)?;
         }

@@ -54,6 +54,9 @@ error_codes! {
     AuthorizationError = "AUTHORIZATION_ERROR" => FORBIDDEN,
     /// The tenant is suspended by the operator; its keys are refused until it is resumed.
     TenantSuspended = "TENANT_SUSPENDED" => FORBIDDEN,
+    /// The tenant's account is scheduled for deletion; its keys are refused (the operator can cancel the
+    /// deletion until its purge starts).
+    TenantPendingDeletion = "TENANT_PENDING_DELETION" => FORBIDDEN,
     /// A required argument is missing.
     MissingArguments = "MISSING_ARGUMENTS" => BAD_REQUEST,
     /// An argument is malformed or out of range, or the body is not valid JSON.
@@ -118,6 +121,8 @@ error_codes! {
     TaskNotFound = "TASK_NOT_FOUND" => NOT_FOUND,
     /// No legal request with this id.
     LegalRequestNotFound = "LEGAL_REQUEST_NOT_FOUND" => NOT_FOUND,
+    /// No deletion of this tenant has started.
+    DeletionCertificateNotFound = "DELETION_CERTIFICATE_NOT_FOUND" => NOT_FOUND,
     /// The endpoint exists but not with this HTTP method; see the Allow header.
     MethodNotAllowed = "METHOD_NOT_ALLOWED" => METHOD_NOT_ALLOWED,
     /// The request conflicts with the current state (a name already taken, a revoked key).
@@ -263,6 +268,7 @@ impl From<StoreError> for ApiError {
                     Entity::FaceSet => ErrorCode::FacesetNotFound,
                     Entity::Task => ErrorCode::TaskNotFound,
                     Entity::LegalRequest => ErrorCode::LegalRequestNotFound,
+                    Entity::DeletionCertificate => ErrorCode::DeletionCertificateNotFound,
                 };
                 ApiError::new(code, format!("{entity} not found"))
             }

@@ -41,6 +41,8 @@ pub struct Background {
     pub indexes: Arc<FaceSetIndexes>,
     /// Reports usage to Stripe, when billing through it is configured.
     pub usage_reporter: Option<tokio::task::JoinHandle<()>>,
+    /// Purges tenants whose deletion grace period is over.
+    pub tenant_purger: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
@@ -48,6 +50,7 @@ impl Background {
     pub fn abort(&self) {
         self.purger.abort();
         self.checkpointer.abort();
+        self.tenant_purger.abort();
         if let Some(reporter) = &self.usage_reporter {
             reporter.abort();
         }
@@ -106,6 +109,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         limits,
         metering: crate::metering::Metering::new(config.metering.clone(), metrics.metering()),
         stripe_webhook: config.billing.stripe.as_ref().map(crate::billing::WebhookSettings::from_config),
+        deletion_grace: chrono::Duration::days(i64::from(config.privacy.deletion_grace_days)),
         default_plan: config.limits.default_plan.clone(),
     });
     resume_faceset_tasks(state.clone()).await;
@@ -115,6 +119,8 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         Duration::from_secs(config.facesets.snapshot_interval_secs.max(1)),
     );
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
+    let tenant_purger =
+        spawn_tenant_purger(stores.clone(), indexes.clone(), Duration::from_secs(config.privacy.purge_interval_secs));
     let usage_reporter = match &config.billing.stripe {
         Some(stripe) => Some(crate::billing::spawn_usage_reporter(stores.clone(), stripe.clone(), metrics.billing())?),
         None => None,
@@ -149,7 +155,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         handle: run.handle(),
         run,
         stores,
-        background: Background { purger, checkpointer, indexes, usage_reporter },
+        background: Background { purger, checkpointer, indexes, usage_reporter, tenant_purger },
     })
 }
 
@@ -163,6 +169,29 @@ fn spawn_face_purger(stores: Stores, every: Duration) -> tokio::task::JoinHandle
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired face tokens deleted"),
                 Err(e) => tracing::warn!(error = %e, "purging expired face tokens failed; will retry"),
+            }
+        }
+    })
+}
+
+/// Purges the tenants whose deletion grace period is over, and finishes purges a crash interrupted (the first
+/// pass runs at start-up). Failures are logged and retried on the next tick.
+fn spawn_tenant_purger(stores: Stores, indexes: Arc<FaceSetIndexes>, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        loop {
+            ticks.tick().await;
+            match stores.purge_due().await {
+                Ok(purged) => {
+                    for certificate in purged {
+                        if let Some(id) = faceplate_store::TenantId::parse(&certificate.tenant_id) {
+                            indexes.forget_tenant(&id);
+                        }
+                        tracing::info!(tenant = %certificate.tenant_id, sha256 = ?certificate.sha256,
+                            "tenant purged after its deletion grace period");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "purging deleted tenants failed; will retry"),
             }
         }
     })

@@ -30,6 +30,8 @@ pub struct AppState {
     pub metering: std::sync::Arc<crate::metering::Metering>,
     /// Set when usage is billed through Stripe: what Stripe's webhook is checked with.
     pub stripe_webhook: Option<crate::billing::WebhookSettings>,
+    /// How long a requested tenant deletion waits before the purge (cancellable meanwhile).
+    pub deletion_grace: chrono::Duration,
     /// The plan of new tenants when none is named.
     pub default_plan: String,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.

@@ -27,6 +27,7 @@ struct TenantRow {
     created_at: i64,
     updated_at: i64,
     plan_id: String,
+    delete_after: Option<i64>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -36,10 +37,13 @@ impl TryFrom<TenantRow> for Tenant {
             id: TenantId::from_db(r.id),
             name: r.name,
             home_region: RegionName::parse(&r.home_region)?,
-            status: r.status.parse()?,
+            // A scheduled deletion is the `delete_after` column (the status keeps what it was, so cancelling
+            // restores it; SQLite cannot widen the status column's CHECK without rebuilding the table).
+            status: if r.delete_after.is_some() { TenantStatus::PendingDeletion } else { r.status.parse()? },
             plan_id: r.plan_id,
             created_at: millis_to_time(r.created_at),
             updated_at: millis_to_time(r.updated_at),
+            delete_after: r.delete_after.map(millis_to_time),
         })
     }
 }
@@ -211,6 +215,7 @@ impl ControlStore {
             created_at: now,
             updated_at: now,
             plan_id: plan.to_string(),
+            delete_after: None,
         };
         self.db
             .run(move |c| {
@@ -380,23 +385,6 @@ impl ControlStore {
     pub async fn get_plan(&self, id: &str) -> StoreResult<Plan> {
         let id = id.to_string();
         self.db.run(move |c| load_plan(c, &id)).await
-    }
-
-    pub(crate) async fn delete_tenant(&self, id: &TenantId) -> StoreResult<()> {
-        let id = id.to_string();
-        let deleted = self
-            .db
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(&id))).execute(c)?;
-                    crate::billing::delete_tenant_billing(c, &id)?;
-                    crate::audit::delete_head(c, &id)?;
-                    crate::crypto::delete_tenant_keys(c, &id)?;
-                    Ok(diesel::delete(tenants::table.find(&id)).execute(c)?)
-                })
-            })
-            .await?;
-        if deleted == 0 { Err(StoreError::NotFound(Entity::Tenant)) } else { Ok(()) }
     }
 
     pub(crate) async fn insert_key(&self, tenant: &TenantId, new: NewKey) -> StoreResult<IssuedKey> {
@@ -621,4 +609,14 @@ fn load_key(c: &mut crate::db::AnyConnection, tenant: &str, id: &str) -> StoreRe
 /// Converts an optional `DateTime` for callers that build `NewKey` from seconds.
 pub fn expiry_after(seconds: i64) -> DateTime<Utc> {
     Utc::now() + Duration::seconds(seconds)
+}
+
+/// Removes the tenant from the control store, its data keys included, in the caller's transaction; returns
+/// whether it was there (1) or not (0).
+pub(crate) fn delete_tenant_rows(c: &mut crate::db::AnyConnection, id: &str) -> StoreResult<usize> {
+    diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(id))).execute(c)?;
+    crate::billing::delete_tenant_billing(c, id)?;
+    crate::audit::delete_head(c, id)?;
+    crate::crypto::delete_tenant_keys(c, id)?;
+    Ok(diesel::delete(tenants::table.find(id)).execute(c)?)
 }

@@ -39,10 +39,15 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     /// Without a configured master key: one derived from the server secret (which then must be kept as safe).
     pub fn derived_from(server_secret: &[u8]) -> MasterKey {
+        Self::derived_from_labelled(server_secret, b"faceplate master key v1")
+    }
+
+    /// A key for one purpose, derived from the server secret (HMAC-SHA256 of the label).
+    pub fn derived_from_labelled(server_secret: &[u8], label: &[u8]) -> MasterKey {
         use hmac::{Hmac, Mac};
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(server_secret)
             .unwrap_or_else(|_| unreachable!("any key length"));
-        mac.update(b"faceplate master key v1");
+        mac.update(label);
         MasterKey(mac.finalize().into_bytes().into())
     }
 }

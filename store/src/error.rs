@@ -46,6 +46,7 @@ pub enum Entity {
     FaceSet,
     Task,
     LegalRequest,
+    DeletionCertificate,
 }
 
 impl fmt::Display for Entity {
@@ -58,6 +59,7 @@ impl fmt::Display for Entity {
             Entity::FaceSet => "FaceSet",
             Entity::Task => "task",
             Entity::LegalRequest => "legal request",
+            Entity::DeletionCertificate => "deletion certificate",
         })
     }
 }

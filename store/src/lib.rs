@@ -13,6 +13,7 @@ pub mod control;
 pub mod credentials;
 pub mod crypto;
 pub mod db;
+pub mod deletion;
 pub mod error;
 pub mod facesets;
 pub mod model;

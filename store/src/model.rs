@@ -223,6 +223,8 @@ impl fmt::Display for RegionName {
 pub enum TenantStatus {
     Active,
     Suspended,
+    /// Deletion requested: refused like a suspended tenant until it is purged (or the deletion is cancelled).
+    PendingDeletion,
 }
 
 impl TenantStatus {
@@ -230,6 +232,7 @@ impl TenantStatus {
         match self {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::PendingDeletion => "pending_deletion",
         }
     }
 }
@@ -240,6 +243,7 @@ impl FromStr for TenantStatus {
         match s {
             "active" => Ok(TenantStatus::Active),
             "suspended" => Ok(TenantStatus::Suspended),
+            "pending_deletion" => Ok(TenantStatus::PendingDeletion),
             other => Err(StoreError::Invalid(format!("unknown tenant status `{other}`"))),
         }
     }
@@ -256,6 +260,8 @@ pub struct Tenant {
     pub plan_id: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When a requested deletion purges the tenant (status `pending_deletion`).
+    pub delete_after: Option<DateTime<Utc>>,
 }
 
 /// What a tenant may do per second and at once. The tenant's limits hold over all its keys together; each

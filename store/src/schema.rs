@@ -12,6 +12,22 @@ pub mod control {
             created_at -> BigInt,
             updated_at -> BigInt,
             plan_id -> Text,
+            delete_after -> Nullable<BigInt>,
+        }
+    }
+
+    diesel::table! {
+        deletion_certificates (tenant_id) {
+            tenant_id -> Text,
+            tenant_name -> Text,
+            home_region -> Text,
+            requested_at -> BigInt,
+            started_at -> BigInt,
+            rows -> Text,
+            purged_at -> Nullable<BigInt>,
+            keys_destroyed -> Nullable<BigInt>,
+            sha256 -> Nullable<Text>,
+            seal -> Nullable<Text>,
         }
     }
 
@@ -263,6 +279,19 @@ pub mod region {
         usage_hourly,
         billing_outbox
     );
+
+    /// The primary-key columns of each of [`TENANT_TABLES`] (in the same order), for purging in batches.
+    pub const TENANT_TABLE_KEYS: &[&str] = &[
+        "id",
+        "token",
+        "token",
+        "faceset_token, face_token",
+        "faceset_token, member_key",
+        "id",
+        "id",
+        "product, hour",
+        "event_id",
+    ];
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
     pub const TENANT_TABLES: &[&str] = &[

@@ -39,6 +39,8 @@ pub struct Stores {
     control: ControlStore,
     sealer: AuditSealer,
     keyring: Arc<Keyring>,
+    /// Seals deletion certificates (derived from the server secret).
+    certificate_key: [u8; 32],
     regions: BTreeMap<RegionName, Region>,
 }
 
@@ -83,7 +85,16 @@ impl Stores {
             }
         }
         let control = ControlStore::new(control_db, KeyHasher::new(server_secret));
-        Ok((Stores { control, sealer, keyring, regions }, report))
+        let certificate_key = MasterKey::derived_from_labelled(server_secret, b"faceplate deletion certificates v1").0;
+        Ok((Stores { control, sealer, keyring, certificate_key, regions }, report))
+    }
+
+    pub(crate) fn sealer_key(&self) -> [u8; 32] {
+        self.certificate_key
+    }
+
+    pub(crate) fn forget_tenant_keys(&self, id: &TenantId) {
+        self.keyring.forget(id.as_str());
     }
 
     pub fn control(&self) -> &ControlStore {
@@ -187,26 +198,26 @@ impl Stores {
 
     pub async fn set_tenant_status(&self, id: &TenantId, status: TenantStatus, by: &Provenance) -> StoreResult<Tenant> {
         let before = self.control.get_tenant(id).await?;
+        if before.status == TenantStatus::PendingDeletion || status == TenantStatus::PendingDeletion {
+            return Err(StoreError::Conflict(
+                "the tenant is scheduled for deletion: cancel the deletion to change its status".into(),
+            ));
+        }
         let tenant = self.control.update_tenant_status(id, status).await?;
         if before.status != status {
             let action = match status {
                 TenantStatus::Active => "tenant.resumed",
-                TenantStatus::Suspended => "tenant.suspended",
+                _ => "tenant.suspended",
             };
             self.tenant_data(&tenant)?.record_audit(by, action, Some(tenant.id.as_str()), json!({})).await?;
         }
         Ok(tenant)
     }
 
-    /// Deletes a tenant: first everything it owns in its region (so a failure leaves the tenant in place to
-    /// retry), then its keys and record. Returns the number of region rows removed.
-    pub async fn delete_tenant(&self, id: &TenantId) -> StoreResult<usize> {
-        let tenant = self.control.get_tenant(id).await?;
-        let removed = self.tenant_data(&tenant)?.purge().await?;
-        // Deletes its data keys too: any copy of its templates left anywhere no longer decrypts.
-        self.control.delete_tenant(id).await?;
-        self.keyring.forget(id.as_str());
-        Ok(removed)
+    /// Deletes a tenant now, without a grace period: everything it owns in its region, then its keys, data keys
+    /// (any copy of its templates left anywhere no longer decrypts) and record. See [`crate::deletion`].
+    pub async fn delete_tenant(&self, id: &TenantId) -> StoreResult<crate::deletion::DeletionCertificate> {
+        self.purge_tenant(id).await
     }
 
     pub async fn create_key(&self, tenant: &Tenant, new: NewKey, by: &Provenance) -> StoreResult<IssuedKey> {

@@ -11,7 +11,7 @@ use crate::error::{Entity, StoreError, StoreResult};
 use crate::model::{
     AuditEvent, AuditEventId, FaceRecord, FaceRect, FaceToken, Product, Provenance, Tenant, millis_to_time, now_millis,
 };
-use crate::schema::region::{TENANT_TABLES, audit_events, faces};
+use crate::schema::region::{audit_events, faces};
 use crate::usage::{self, Granularity, NewUsageEvent, Recorded, UsageBucket, UsageEvent, UsageWriter};
 use chrono::{DateTime, Utc};
 
@@ -106,25 +106,6 @@ impl TenantData {
                     .optional()?
                     .ok_or(StoreError::NotFound(Entity::AuditEvent))?
                     .try_into()
-            })
-            .await
-    }
-
-    /// Deletes every row the tenant owns in this region; returns how many.
-    pub(crate) async fn purge(&self) -> StoreResult<usize> {
-        let tenant = self.tenant.id.to_string();
-        self.db
-            .run(move |c| {
-                write_transaction(c, |c| {
-                    let mut deleted = 0;
-                    for table in TENANT_TABLES {
-                        // Table names come from our own constant list, never from input.
-                        deleted += diesel::sql_query(format!("DELETE FROM {table} WHERE tenant_id = $1"))
-                            .bind::<diesel::sql_types::Text, _>(&tenant)
-                            .execute(c)?;
-                    }
-                    Ok(deleted)
-                })
             })
             .await
     }

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use faceplate_store::{Plan, Product, ProductTerms, RegionName, Tenant, TenantId, TenantStatus};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Operator;
 use crate::context::Meta;
@@ -169,8 +169,60 @@ pub struct TenantDeleted {
     #[serde(flatten)]
     pub meta: Meta,
     pub tenant_id: String,
-    /// Rows removed from the tenant's region store.
-    pub region_rows_deleted: usize,
+    /// `pending_deletion` (scheduled: purged at `delete_after` unless cancelled) or `deleted`.
+    pub status: String,
+    pub delete_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Set once the tenant is purged.
+    pub certificate: Option<DeletionCertificateView>,
+}
+
+/// Proof of a completed deletion.
+#[derive(Serialize, ToSchema)]
+pub struct DeletionCertificateView {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub home_region: String,
+    pub requested_at: chrono::DateTime<chrono::Utc>,
+    pub purge_started_at: chrono::DateTime<chrono::Utc>,
+    /// Null while the purge is under way.
+    pub purged_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rows deleted from the region store, per table.
+    #[schema(value_type = Object)]
+    pub rows_deleted: std::collections::BTreeMap<String, i64>,
+    /// The tenant's data keys destroyed: copies of its templates left anywhere, backups included, are unreadable.
+    pub data_keys_destroyed: Option<i64>,
+    /// SHA-256 of the certificate's content.
+    pub sha256: Option<String>,
+    /// This platform's seal (HMAC-SHA256) over `sha256`.
+    pub seal: Option<String>,
+    /// Whether the hash and seal match the content (checked when this was served).
+    pub genuine: bool,
+}
+
+impl DeletionCertificateView {
+    pub fn new(c: faceplate_store::deletion::DeletionCertificate, genuine: bool) -> Self {
+        DeletionCertificateView {
+            tenant_id: c.tenant_id,
+            tenant_name: c.tenant_name,
+            home_region: c.home_region,
+            requested_at: c.requested_at,
+            purge_started_at: c.purge_started_at,
+            purged_at: c.purged_at,
+            rows_deleted: c.rows_deleted,
+            data_keys_destroyed: c.data_keys_destroyed,
+            sha256: c.sha256,
+            seal: c.seal,
+            genuine,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteTenantQuery {
+    /// Purge now instead of after the grace period (`privacy.deletion_grace_days`, 30 by default).
+    #[serde(default)]
+    pub immediately: bool,
 }
 
 pub(crate) async fn load_tenant(state: &AppState, raw: &str) -> Result<Tenant, ApiError> {
@@ -355,13 +407,16 @@ pub async fn resume_tenant(
     set_status(operator, state, path, TenantStatus::Active).await
 }
 
-/// Delete a tenant with all its keys and every row it owns in its home region.
+/// Delete a tenant: scheduled after the grace period (its keys are refused from now on; the deletion can be
+/// cancelled until then), or at once with `immediately=true`. Either way everything it owns is purged from its
+/// region, its data keys are destroyed, and a deletion certificate is issued.
 #[utoipa::path(
     tag = "admin",
     security(("operator_token" = [])),
-    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    params(("tenant_id" = String, Path, description = "`ten_...`"), DeleteTenantQuery),
     responses(
-        (status = 200, description = "What was deleted", body = TenantDeleted),
+        (status = 200, description = "Purged now, with its certificate", body = TenantDeleted),
+        (status = 202, description = "Scheduled for deletion", body = TenantDeleted),
         (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
     )
 )]
@@ -370,15 +425,84 @@ pub async fn delete_tenant(
     operator: Operator,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<DeleteTenantQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let tenant = load_tenant(&state, &path).await?;
-    let region_rows_deleted = state.stores.delete_tenant(&tenant.id).await?;
-    state.indexes.forget_tenant(&tenant.id);
-    tracing::info!(request_id = %operator.ctx.request_id, tenant = %tenant.id, region_rows_deleted, "tenant deleted");
-    Ok(HttpResponse::Ok().json(TenantDeleted {
+    if query.immediately {
+        let certificate = state.stores.delete_tenant(&tenant.id).await?;
+        state.indexes.forget_tenant(&tenant.id);
+        tracing::info!(request_id = %operator.ctx.request_id, tenant = %tenant.id, "tenant purged");
+        let genuine = state.stores.certificate_is_genuine(&certificate);
+        return Ok(HttpResponse::Ok().json(TenantDeleted {
+            meta: operator.ctx.meta(),
+            tenant_id: tenant.id.to_string(),
+            status: "deleted".into(),
+            delete_after: None,
+            certificate: Some(DeletionCertificateView::new(certificate, genuine)),
+        }));
+    }
+    let tenant = state.stores.request_deletion(&tenant.id, state.deletion_grace, &operator.provenance()).await?;
+    Ok(HttpResponse::Accepted().json(TenantDeleted {
         meta: operator.ctx.meta(),
         tenant_id: tenant.id.to_string(),
-        region_rows_deleted,
+        status: "pending_deletion".into(),
+        delete_after: tenant.delete_after,
+        certificate: None,
+    }))
+}
+
+/// Cancel a scheduled deletion (before its purge starts); the tenant is active again.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The tenant, active", body = TenantResponse),
+        (status = 404, description = "TENANT_NOT_FOUND", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT: not scheduled for deletion, or its purge has started", body = ErrorEnvelope),
+    )
+)]
+#[post("/tenants/{tenant_id}/cancel-deletion")]
+pub async fn cancel_tenant_deletion(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = load_tenant(&state, &path).await?;
+    let tenant = state.stores.cancel_deletion(&tenant.id, &operator.provenance()).await?;
+    Ok(HttpResponse::Ok().json(TenantResponse { meta: operator.ctx.meta(), tenant: tenant.into() }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeletionCertificateResponse {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub certificate: DeletionCertificateView,
+}
+
+/// The deletion certificate of a deleted (or being purged) tenant; it outlives the tenant.
+#[utoipa::path(
+    tag = "admin",
+    security(("operator_token" = [])),
+    params(("tenant_id" = String, Path, description = "`ten_...`")),
+    responses(
+        (status = 200, description = "The certificate", body = DeletionCertificateResponse),
+        (status = 404, description = "DELETION_CERTIFICATE_NOT_FOUND", body = ErrorEnvelope),
+    )
+)]
+#[get("/deletion-certificates/{tenant_id}")]
+pub async fn get_deletion_certificate(
+    operator: Operator,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = TenantId::parse(&path)
+        .ok_or_else(|| ApiError::new(ErrorCode::DeletionCertificateNotFound, "deletion certificate not found"))?;
+    let certificate = state.stores.deletion_certificate(id.as_str()).await?;
+    let genuine = state.stores.certificate_is_genuine(&certificate);
+    Ok(HttpResponse::Ok().json(DeletionCertificateResponse {
+        meta: operator.ctx.meta(),
+        certificate: DeletionCertificateView::new(certificate, genuine),
     }))
 }
 

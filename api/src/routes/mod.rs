@@ -145,7 +145,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(usage::get_usage)
             .service(usage::list_usage_events)
             .service(usage::get_statement)
-            .service(residency::get_residency),
+            .service(residency::get_residency)
+            .service(residency::delete_account),
     );
     cfg.service(
         scope::scope("/facepp/v3")
@@ -182,6 +183,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(admin::suspend_tenant)
             .service(admin::resume_tenant)
             .service(admin::delete_tenant)
+            .service(admin::cancel_tenant_deletion)
+            .service(admin::get_deletion_certificate)
             .service(admin::list_plans)
             .service(admin::put_plan)
             .service(admin::set_tenant_plan)
@@ -239,10 +242,21 @@ fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
             }
             if schemes.iter().any(|s| s == "api_key") {
                 if billable {
-                    add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended, ErrorCode::QuotaExceeded]);
+                    add(
+                        "403",
+                        &[
+                            ErrorCode::AuthorizationError,
+                            ErrorCode::TenantSuspended,
+                            ErrorCode::TenantPendingDeletion,
+                            ErrorCode::QuotaExceeded,
+                        ],
+                    );
                     add("409", &[ErrorCode::IdempotencyKeyReused]);
                 } else {
-                    add("403", &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended]);
+                    add(
+                        "403",
+                        &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended, ErrorCode::TenantPendingDeletion],
+                    );
                 }
                 add("421", &[ErrorCode::WrongRegion]);
                 add("429", &[ErrorCode::RateLimited]);

@@ -2,7 +2,7 @@
 //! `GET /admin/v1/tenants/{tenant_id}/residency` count the tenant's rows in every region store the answering
 //! node serves: everything in the home region, nothing anywhere else.
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, delete, get, web};
 use faceplate_store::Tenant;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -84,4 +84,24 @@ pub async fn get_tenant_residency(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
     report(&state, &tenant, &operator.ctx).await
+}
+
+/// Request the deletion of the tenant's whole account. After the grace period (30 days unless configured)
+/// everything it holds is purged, its data keys are destroyed and a deletion certificate is issued. From now on
+/// its keys are refused; the operator can cancel the deletion until the purge starts.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    responses((status = 202, description = "Scheduled", body = crate::routes::admin::TenantDeleted))
+)]
+#[delete("/account")]
+pub async fn delete_account(caller: Caller<AdminScope>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let tenant = state.stores.request_deletion(&caller.tenant.id, state.deletion_grace, &caller.provenance()).await?;
+    Ok(HttpResponse::Accepted().json(crate::routes::admin::TenantDeleted {
+        meta: caller.ctx.meta(),
+        tenant_id: tenant.id.to_string(),
+        status: "pending_deletion".into(),
+        delete_after: tenant.delete_after,
+        certificate: None,
+    }))
 }

@@ -48,6 +48,7 @@ impl From<ApiScope> for Scope {
 pub enum TenantState {
     Active,
     Suspended,
+    PendingDeletion,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,6 +63,8 @@ pub struct TenantView {
     pub plan: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When a scheduled deletion purges the tenant.
+    pub delete_after: Option<DateTime<Utc>>,
 }
 
 impl From<Tenant> for TenantView {
@@ -73,10 +76,12 @@ impl From<Tenant> for TenantView {
             status: match t.status {
                 TenantStatus::Active => TenantState::Active,
                 TenantStatus::Suspended => TenantState::Suspended,
+                TenantStatus::PendingDeletion => TenantState::PendingDeletion,
             },
             plan: t.plan_id,
             created_at: t.created_at,
             updated_at: t.updated_at,
+            delete_after: t.delete_after,
         }
     }
 }

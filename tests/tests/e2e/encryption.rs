@@ -125,9 +125,14 @@ async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys
 
     // Deleting the tenant deletes its keys: a backup of its current rows is unreadable too.
     let current = stored(&app, &face).embedding;
-    app.call(reqwest::Method::DELETE, &format!("/admin/v1/tenants/{tenant}"), Some(OPERATOR_TOKEN), None)
-        .await
-        .expect(200);
+    app.call(
+        reqwest::Method::DELETE,
+        &format!("/admin/v1/tenants/{tenant}?immediately=true"),
+        Some(OPERATOR_TOKEN),
+        None,
+    )
+    .await
+    .expect(200);
     assert_eq!(tenant_keys(&app, &tenant), 0);
     let fresh = Keyring::new(provider, control).cipher(&tenant_id, None).await.unwrap();
     assert!(fresh.open(2, &face, &current).is_err() && fresh.open(1, &face, &current).is_err());

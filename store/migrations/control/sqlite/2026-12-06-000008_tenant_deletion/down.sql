@@ -1,0 +1,2 @@
+DROP TABLE deletion_certificates;
+ALTER TABLE tenants DROP COLUMN delete_after;
