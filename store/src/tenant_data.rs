@@ -232,6 +232,29 @@ impl TenantData {
             .await
     }
 
+    /// The tenant's faces (expired ones included until purged), by token, `limit` after the cursor.
+    pub async fn list_faces(&self, after: Option<String>, limit: i64) -> StoreResult<Vec<FaceRecord>> {
+        let tenant = self.tenant.id.to_string();
+        let rows: Vec<FaceRow> = self
+            .db
+            .run(move |c| {
+                let mut query = faces::table
+                    .filter(faces::tenant_id.eq(tenant))
+                    .order(faces::token.asc())
+                    .select(FaceRow::as_select())
+                    .limit(limit)
+                    .into_boxed();
+                if let Some(after) = after {
+                    query = query.filter(faces::token.gt(after));
+                }
+                Ok(query.load(c)?)
+            })
+            .await?;
+        let newest = rows.iter().filter_map(FaceRow::key_version).max();
+        let cipher = self.cipher(newest).await?;
+        rows.into_iter().map(|row| row.into_record(&cipher)).collect()
+    }
+
     /// One of the tenant's faces; unknown, expired and other tenants' tokens are all `NotFound`.
     pub async fn get_face(&self, token: &FaceToken) -> StoreResult<FaceRecord> {
         let (tenant, token) = (self.tenant.id.to_string(), token.to_string());

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod billing;
+pub mod export;
 pub mod facepp;
 pub mod facepp_ocr;
 pub mod facepp_sets;
@@ -146,7 +147,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(usage::list_usage_events)
             .service(usage::get_statement)
             .service(residency::get_residency)
-            .service(residency::delete_account),
+            .service(residency::delete_account)
+            .service(export::export),
     );
     cfg.service(
         scope::scope("/facepp/v3")

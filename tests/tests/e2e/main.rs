@@ -5,6 +5,7 @@ mod billing;
 mod cli;
 mod encryption;
 mod errors;
+mod export;
 mod facepp_client;
 mod faces;
 mod facesets;

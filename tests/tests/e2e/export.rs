@@ -1,0 +1,66 @@
+//! Data portability: `GET /v1/export` streams everything the tenant holds, and nothing of another tenant's.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use faceplate_tests::{TestApp, test_image};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn export_streams_everything_the_tenant_holds_and_nothing_else() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let other = app.create_tenant("globex", None).await;
+    let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
+    let (_, face_only) = app.create_key(&tenant, &["face"]).await;
+    let (_, other_token) = app.create_key(&other, &["face"]).await;
+    let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
+    let face = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body["faces"][0]
+        ["face_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post("/v1/faces/detect", &other_token, json!({"image_base64": image})).await.expect(200);
+    let set = app.post("/v1/facesets", &token, json!({"outer_id": "crew"})).await.expect(201).body["faceset"]
+        ["faceset_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [face]})).await.expect(200);
+
+    assert_eq!(app.get("/v1/export", &face_only).await.expect(403).error_code(), "AUTHORIZATION_ERROR");
+    let response = app.client.get(app.url("/v1/export")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let text = response.text().await.unwrap();
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    for r in &records {
+        *kinds.entry(r["kind"].as_str().unwrap().to_string()).or_default() += 1;
+    }
+    assert_eq!(records.first().unwrap()["data"]["format"], "faceplate-export/1");
+    assert_eq!(records.first().unwrap()["data"]["tenant"]["id"], tenant.as_str());
+    let end = records.last().unwrap();
+    assert_eq!(end["kind"], "end", "the export ends with its counts");
+    for (kind, n) in end["data"]["counts"].as_object().unwrap() {
+        assert_eq!(kinds.get(kind).copied().unwrap_or(0) as u64, n.as_u64().unwrap(), "{kind}");
+    }
+    assert_eq!((kinds["key"], kinds["face"], kinds["faceset"], kinds["faceset_member"]), (2, 1, 1, 1));
+    assert!(kinds["audit_event"] >= 3 && kinds["usage_event"] >= 1, "{kinds:?}");
+
+    // The face comes with its embedding (decrypted: the tenant's own data), and no secret leaves.
+    let exported = records.iter().find(|r| r["kind"] == "face").unwrap();
+    assert_eq!(exported["data"]["face_token"], face.as_str());
+    let embedding =
+        base64::engine::general_purpose::STANDARD.decode(exported["data"]["embedding"].as_str().unwrap()).unwrap();
+    assert_eq!(embedding.len(), 128 * 4);
+    let norm: f32 = embedding.chunks(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).powi(2)).sum();
+    assert!((norm - 1.0).abs() < 0.01, "a unit vector, not ciphertext: {norm}");
+    assert!(
+        !text.contains(&other) && !text.contains("secret_hash") && !text.contains(token.split('.').nth(1).unwrap())
+    );
+
+    // The export itself is in the audit log.
+    let audit = app.get("/v1/audit-events", &token).await.expect(200).body;
+    assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "tenant.exported"));
+}
