@@ -225,6 +225,28 @@ pub struct DeleteTenantQuery {
     pub immediately: bool,
 }
 
+/// Loads a tenant whose data the operator is about to read, and records that access in the tenant's audit log
+/// (`operator.accessed`, with what was read): a tenant can see every time the operator looked at its data.
+pub(crate) async fn load_tenant_for_access(
+    state: &AppState,
+    raw: &str,
+    operator: &Operator,
+    what: &str,
+) -> Result<Tenant, ApiError> {
+    let tenant = load_tenant(state, raw).await?;
+    state
+        .stores
+        .tenant_data(&tenant)?
+        .record_audit(
+            &operator.provenance(),
+            "operator.accessed",
+            Some(tenant.id.as_str()),
+            serde_json::json!({"what": what}),
+        )
+        .await?;
+    Ok(tenant)
+}
+
 pub(crate) async fn load_tenant(state: &AppState, raw: &str) -> Result<Tenant, ApiError> {
     let id = TenantId::parse(raw).ok_or_else(|| ApiError::new(ErrorCode::TenantNotFound, "tenant not found"))?;
     Ok(state.stores.control().get_tenant(&id).await?)
@@ -547,7 +569,7 @@ pub async fn list_tenant_keys(
     path: web::Path<String>,
     page: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = load_tenant(&state, &path).await?;
+    let tenant = load_tenant_for_access(&state, &path, &operator, "keys").await?;
     let limit = page.limit()?;
     let keys = state.stores.control().list_keys(&tenant.id, page.after(faceplate_store::KeyId::parse)?, limit).await?;
     let next_after = next_after(&keys, limit, |k| k.id.to_string());

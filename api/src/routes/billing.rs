@@ -135,7 +135,7 @@ pub async fn get_tenant_billing(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
+    let tenant = crate::routes::admin::load_tenant_for_access(&state, &path, &operator, "billing").await?;
     let account = billing::get_tenant_billing(state.stores.control().database(), &tenant.id).await?;
     let backlog = state.stores.tenant_data(&tenant)?.billing_backlog().await?;
     Ok(HttpResponse::Ok().json(TenantBillingView {

@@ -82,7 +82,7 @@ pub async fn get_tenant_residency(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
+    let tenant = crate::routes::admin::load_tenant_for_access(&state, &path, &operator, "residency").await?;
     report(&state, &tenant, &operator.ctx).await
 }
 

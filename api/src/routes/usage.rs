@@ -191,7 +191,7 @@ pub async fn get_tenant_usage(
     query: web::Query<UsageQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let tenant = crate::routes::admin::load_tenant(&state, &path).await?;
+    let tenant = crate::routes::admin::load_tenant_for_access(&state, &path, &operator, "usage").await?;
     usage_report(state.stores.tenant_data(&tenant)?, &operator.ctx, &query, &req).await
 }
 
