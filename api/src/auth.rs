@@ -131,6 +131,12 @@ pub async fn authorize(
     {
         return Err(ApiError::new(ErrorCode::AuthorizationError, format!("this API key lacks the `{scope}` scope")));
     }
+    if authenticated.tenant.processing_restricted_at.is_some() && is_biometric(req) {
+        return Err(ApiError::new(
+            ErrorCode::ProcessingRestricted,
+            "this tenant has restricted the processing of its data; lift it with POST /v1/processing/resume",
+        ));
+    }
     let request_id = req.extensions().get::<RequestContext>().map(|c| c.request_id.to_string()).unwrap_or_default();
     match state.limits.admit(&authenticated, &request_id).await {
         // The admission lives in the request until it ends, holding the in-flight slots.
@@ -158,6 +164,25 @@ pub async fn authorize(
         }
     }
     Ok(authenticated)
+}
+
+/// Operations that create, store or match face templates: what a restriction of processing stops.
+pub(crate) const BIOMETRIC: &[(&str, &str)] = &[
+    ("POST", "/v1/faces/detect"),
+    ("POST", "/v1/faces/compare"),
+    ("POST", "/v1/facesets/search"),
+    ("POST", "/v1/facesets/{faceset_token}/enrol"),
+    ("POST", "/v1/facesets/{faceset_token}/faces"),
+    ("POST", "/facepp/v3/detect"),
+    ("POST", "/facepp/v3/compare"),
+    ("POST", "/facepp/v3/search"),
+    ("POST", "/facepp/v3/faceset/addface"),
+    ("POST", "/facepp/v3/faceset/async/addface"),
+];
+
+fn is_biometric(req: &HttpRequest) -> bool {
+    let route = req.match_pattern().unwrap_or_default();
+    BIOMETRIC.iter().any(|(method, pattern)| req.method().as_str() == *method && route == *pattern)
 }
 
 /// The Face++-compatible paths, whose clients expect Face++'s errors.

@@ -57,6 +57,9 @@ error_codes! {
     /// The tenant's account is scheduled for deletion; its keys are refused (the operator can cancel the
     /// deletion until its purge starts).
     TenantPendingDeletion = "TENANT_PENDING_DELETION" => FORBIDDEN,
+    /// The tenant has restricted the processing of its data: no biometric operation (detect, compare, search,
+    /// enrolment, adding faces to a FaceSet) runs until it lifts the restriction.
+    ProcessingRestricted = "PROCESSING_RESTRICTED" => FORBIDDEN,
     /// A required argument is missing.
     MissingArguments = "MISSING_ARGUMENTS" => BAD_REQUEST,
     /// An argument is malformed or out of range, or the body is not valid JSON.

@@ -28,6 +28,7 @@ struct TenantRow {
     updated_at: i64,
     plan_id: String,
     delete_after: Option<i64>,
+    processing_restricted_at: Option<i64>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -44,6 +45,7 @@ impl TryFrom<TenantRow> for Tenant {
             created_at: millis_to_time(r.created_at),
             updated_at: millis_to_time(r.updated_at),
             delete_after: r.delete_after.map(millis_to_time),
+            processing_restricted_at: r.processing_restricted_at.map(millis_to_time),
         })
     }
 }
@@ -216,6 +218,7 @@ impl ControlStore {
             updated_at: now,
             plan_id: plan.to_string(),
             delete_after: None,
+            processing_restricted_at: None,
         };
         self.db
             .run(move |c| {

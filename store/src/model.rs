@@ -262,6 +262,8 @@ pub struct Tenant {
     pub updated_at: DateTime<Utc>,
     /// When a requested deletion purges the tenant (status `pending_deletion`).
     pub delete_after: Option<DateTime<Utc>>,
+    /// Set while the tenant has restricted the processing of its data: no biometric operation runs.
+    pub processing_restricted_at: Option<DateTime<Utc>>,
 }
 
 /// What a tenant may do per second and at once. The tenant's limits hold over all its keys together; each

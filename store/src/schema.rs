@@ -13,6 +13,7 @@ pub mod control {
             updated_at -> BigInt,
             plan_id -> Text,
             delete_after -> Nullable<BigInt>,
+            processing_restricted_at -> Nullable<BigInt>,
         }
     }
 

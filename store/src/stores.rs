@@ -354,3 +354,35 @@ impl Stores {
         Ok(report)
     }
 }
+
+impl Stores {
+    /// Restricts (or lifts the restriction on) the processing of the tenant's data. Audited.
+    pub async fn set_processing_restricted(
+        &self,
+        id: &TenantId,
+        restricted: bool,
+        by: &Provenance,
+    ) -> StoreResult<Tenant> {
+        use crate::schema::control::tenants;
+        use diesel::prelude::*;
+        let before = self.control.get_tenant(id).await?;
+        if before.processing_restricted_at.is_some() == restricted {
+            return Ok(before);
+        }
+        let key = id.to_string();
+        let at = restricted.then(crate::model::now_millis);
+        self.control
+            .database()
+            .run(move |c| {
+                diesel::update(tenants::table.find(&key))
+                    .set((tenants::processing_restricted_at.eq(at), tenants::updated_at.eq(crate::model::now_millis())))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await?;
+        let tenant = self.control.get_tenant(id).await?;
+        let action = if restricted { "tenant.processing_restricted" } else { "tenant.processing_resumed" };
+        self.tenant_data(&tenant)?.record_audit(by, action, Some(id.as_str()), json!({})).await?;
+        Ok(tenant)
+    }
+}

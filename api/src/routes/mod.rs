@@ -148,6 +148,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(usage::get_statement)
             .service(residency::get_residency)
             .service(residency::delete_account)
+            .service(residency::restrict_processing)
+            .service(residency::resume_processing)
             .service(export::export),
     );
     cfg.service(
@@ -242,29 +244,25 @@ fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
             if !schemes.is_empty() {
                 add("401", &[ErrorCode::AuthenticationError]);
             }
+            // Biometric operations also stop while the tenant restricts processing.
+            let biometric = crate::auth::BIOMETRIC.iter().any(|(_, route)| path == route);
+            let mut forbidden = vec![ErrorCode::AuthorizationError];
+            if biometric {
+                forbidden.push(ErrorCode::ProcessingRestricted);
+            }
             if schemes.iter().any(|s| s == "api_key") {
+                forbidden.extend([ErrorCode::TenantSuspended, ErrorCode::TenantPendingDeletion]);
                 if billable {
-                    add(
-                        "403",
-                        &[
-                            ErrorCode::AuthorizationError,
-                            ErrorCode::TenantSuspended,
-                            ErrorCode::TenantPendingDeletion,
-                            ErrorCode::QuotaExceeded,
-                        ],
-                    );
+                    forbidden.push(ErrorCode::QuotaExceeded);
                     add("409", &[ErrorCode::IdempotencyKeyReused]);
-                } else {
-                    add(
-                        "403",
-                        &[ErrorCode::AuthorizationError, ErrorCode::TenantSuspended, ErrorCode::TenantPendingDeletion],
-                    );
                 }
+                add("403", &forbidden);
                 add("421", &[ErrorCode::WrongRegion]);
                 add("429", &[ErrorCode::RateLimited]);
             }
             if schemes.iter().any(|s| s.starts_with("facepp")) {
-                add("403", &[ErrorCode::AuthorizationError, ErrorCode::ConcurrencyLimitExceeded]);
+                forbidden.push(ErrorCode::ConcurrencyLimitExceeded);
+                add("403", &forbidden);
                 if billable {
                     add("409", &[ErrorCode::IdempotencyKeyReused]);
                 }

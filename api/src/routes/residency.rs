@@ -2,7 +2,7 @@
 //! `GET /admin/v1/tenants/{tenant_id}/residency` count the tenant's rows in every region store the answering
 //! node serves: everything in the home region, nothing anywhere else.
 
-use actix_web::{HttpResponse, delete, get, web};
+use actix_web::{HttpResponse, delete, get, post, web};
 use faceplate_store::Tenant;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -103,5 +103,57 @@ pub async fn delete_account(caller: Caller<AdminScope>, state: web::Data<AppStat
         status: "pending_deletion".into(),
         delete_after: tenant.delete_after,
         certificate: None,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ProcessingState {
+    #[serde(flatten)]
+    pub meta: Meta,
+    /// While true no biometric operation runs for the tenant (`403 PROCESSING_RESTRICTED`).
+    pub processing_restricted: bool,
+    pub restricted_since: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Restrict the processing of the tenant's data (GDPR Art. 18): from now on no biometric operation runs for it
+/// (detect, compare, search, enrolment, adding faces to FaceSets); its data is kept and can still be read,
+/// exported and deleted. Audited.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    responses((status = 200, description = "Restricted", body = ProcessingState))
+)]
+#[post("/processing/restrict")]
+pub async fn restrict_processing(
+    caller: Caller<AdminScope>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_restricted(caller, state, true).await
+}
+
+/// Lift a restriction of processing. Audited.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    responses((status = 200, description = "Processing resumed", body = ProcessingState))
+)]
+#[post("/processing/resume")]
+pub async fn resume_processing(
+    caller: Caller<AdminScope>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_restricted(caller, state, false).await
+}
+
+async fn set_restricted(
+    caller: Caller<AdminScope>,
+    state: web::Data<AppState>,
+    restricted: bool,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state.stores.set_processing_restricted(&caller.tenant.id, restricted, &caller.provenance()).await?;
+    Ok(HttpResponse::Ok().json(ProcessingState {
+        meta: caller.ctx.meta(),
+        processing_restricted: tenant.processing_restricted_at.is_some(),
+        restricted_since: tenant.processing_restricted_at,
     }))
 }

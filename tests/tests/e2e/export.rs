@@ -64,3 +64,58 @@ async fn export_streams_everything_the_tenant_holds_and_nothing_else() {
     let audit = app.get("/v1/audit-events", &token).await.expect(200).body;
     assert!(audit["events"].as_array().unwrap().iter().any(|e| e["action"] == "tenant.exported"));
 }
+
+#[tokio::test]
+async fn a_restriction_of_processing_stops_biometric_operations_and_keeps_the_data() {
+    let app = TestApp::spawn().await;
+    let tenant = app.create_tenant("acme", None).await;
+    let created = app
+        .post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            faceplate_tests::OPERATOR_TOKEN,
+            json!({"name": "k", "scopes": ["face", "admin"]}),
+        )
+        .await
+        .expect(201)
+        .body;
+    let token = created["token"].as_str().unwrap().to_string();
+    let (api_key, api_secret) = (created["api_key"].as_str().unwrap(), created["api_secret"].as_str().unwrap());
+    let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
+    let detect = json!({"image_base64": image});
+    let face = app.post("/v1/faces/detect", &token, detect.clone()).await.expect(200).body["faces"][0]["face_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let restricted = app.post("/v1/processing/restrict", &token, json!({})).await.expect(200).body;
+    assert_eq!(restricted["processing_restricted"], true);
+    assert_eq!(
+        app.post("/v1/faces/detect", &token, detect.clone()).await.expect(403).error_code(),
+        "PROCESSING_RESTRICTED"
+    );
+    let compare = json!({"face_token1": face, "face_token2": face});
+    assert_eq!(
+        app.post("/v1/faces/compare", &token, compare.clone()).await.expect(403).error_code(),
+        "PROCESSING_RESTRICTED"
+    );
+    let facepp = app
+        .client
+        .post(app.url("/facepp/v3/detect"))
+        .form(&[("api_key", api_key), ("api_secret", api_secret), ("image_base64", image.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(facepp.status(), 403);
+    // The data stays, and can be read and exported.
+    app.get(&format!("/v1/faces/{face}"), &token).await.expect(200);
+    let export = app.client.get(app.url("/v1/export")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(export.status(), 200);
+
+    let resumed = app.post("/v1/processing/resume", &token, json!({})).await.expect(200).body;
+    assert_eq!(resumed["processing_restricted"], false);
+    app.post("/v1/faces/compare", &token, compare).await.expect(200);
+    let audit = app.get("/v1/audit-events", &token).await.expect(200).body;
+    let actions: Vec<&str> =
+        audit["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"tenant.processing_restricted") && actions.contains(&"tenant.processing_resumed"));
+}

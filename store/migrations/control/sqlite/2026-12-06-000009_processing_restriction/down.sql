@@ -1,0 +1,1 @@
+ALTER TABLE tenants DROP COLUMN processing_restricted_at;
