@@ -118,7 +118,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         stores.clone(),
         Duration::from_secs(config.facesets.snapshot_interval_secs.max(1)),
     );
-    let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs));
+    let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs), ttl);
     let tenant_purger =
         spawn_tenant_purger(stores.clone(), indexes.clone(), Duration::from_secs(config.privacy.purge_interval_secs));
     let usage_reporter = match &config.billing.stripe {
@@ -159,8 +159,9 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
     })
 }
 
-/// Deletes expired face tokens now and then. Failures are logged and retried on the next tick.
-fn spawn_face_purger(stores: Stores, every: Duration) -> tokio::task::JoinHandle<()> {
+/// Deletes expired face tokens, and templates past their tenant's retention, now and then. Failures are logged
+/// and retried on the next tick.
+fn spawn_face_purger(stores: Stores, every: Duration, ttl: chrono::Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every);
         loop {
@@ -169,6 +170,11 @@ fn spawn_face_purger(stores: Stores, every: Duration) -> tokio::task::JoinHandle
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired face tokens deleted"),
                 Err(e) => tracing::warn!(error = %e, "purging expired face tokens failed; will retry"),
+            }
+            match stores.purge_retained_templates(ttl, 1000).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "templates past their tenant's retention deleted"),
+                Err(e) => tracing::warn!(error = %e, "purging templates past retention failed; will retry"),
             }
         }
     })

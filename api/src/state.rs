@@ -44,6 +44,11 @@ pub fn operator_token_digest(token: Option<&SecretString>) -> Option<[u8; 32]> {
 }
 
 impl AppState {
+    /// How long the tenant's face tokens live unless a FaceSet keeps them: its own setting, else the server's.
+    pub fn token_ttl(&self, tenant: &faceplate_store::Tenant) -> chrono::Duration {
+        tenant.face_token_ttl_hours.map_or(self.face_token_ttl, |h| chrono::Duration::hours(i64::from(h)))
+    }
+
     /// `None`: the operator API is disabled. Otherwise whether `token` is the operator token.
     pub fn check_operator_token(&self, token: &str) -> Option<bool> {
         use subtle::ConstantTimeEq;

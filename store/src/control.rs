@@ -29,6 +29,8 @@ struct TenantRow {
     plan_id: String,
     delete_after: Option<i64>,
     processing_restricted_at: Option<i64>,
+    face_token_ttl_hours: Option<i32>,
+    template_retention_days: Option<i32>,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -46,6 +48,8 @@ impl TryFrom<TenantRow> for Tenant {
             updated_at: millis_to_time(r.updated_at),
             delete_after: r.delete_after.map(millis_to_time),
             processing_restricted_at: r.processing_restricted_at.map(millis_to_time),
+            face_token_ttl_hours: r.face_token_ttl_hours,
+            template_retention_days: r.template_retention_days,
         })
     }
 }
@@ -219,6 +223,8 @@ impl ControlStore {
             plan_id: plan.to_string(),
             delete_after: None,
             processing_restricted_at: None,
+            face_token_ttl_hours: None,
+            template_retention_days: None,
         };
         self.db
             .run(move |c| {

@@ -264,6 +264,10 @@ pub struct Tenant {
     pub delete_after: Option<DateTime<Utc>>,
     /// Set while the tenant has restricted the processing of its data: no biometric operation runs.
     pub processing_restricted_at: Option<DateTime<Utc>>,
+    /// How long this tenant's face tokens live unless a FaceSet keeps them; `None`: the server's default.
+    pub face_token_ttl_hours: Option<i32>,
+    /// How long any of its templates is kept, FaceSet members included; `None`: until deleted.
+    pub template_retention_days: Option<i32>,
 }
 
 /// What a tenant may do per second and at once. The tenant's limits hold over all its keys together; each

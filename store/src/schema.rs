@@ -14,6 +14,8 @@ pub mod control {
             plan_id -> Text,
             delete_after -> Nullable<BigInt>,
             processing_restricted_at -> Nullable<BigInt>,
+            face_token_ttl_hours -> Nullable<Integer>,
+            template_retention_days -> Nullable<Integer>,
         }
     }
 

@@ -386,3 +386,96 @@ impl Stores {
         Ok(tenant)
     }
 }
+
+/// Retention: per-tenant settings and the purge of templates past them.
+impl Stores {
+    /// Sets the tenant's retention (`None` clears a setting). Audited as `tenant.retention_changed`.
+    pub async fn set_retention(
+        &self,
+        id: &TenantId,
+        face_token_ttl_hours: Option<i32>,
+        template_retention_days: Option<i32>,
+        by: &Provenance,
+    ) -> StoreResult<Tenant> {
+        use crate::schema::control::tenants;
+        use diesel::prelude::*;
+        if face_token_ttl_hours.is_some_and(|h| !(1..=8760).contains(&h)) {
+            return Err(StoreError::Invalid("face_token_ttl_hours must be between 1 and 8760 (a year)".into()));
+        }
+        if template_retention_days.is_some_and(|d| !(1..=36500).contains(&d)) {
+            return Err(StoreError::Invalid("template_retention_days must be between 1 and 36500".into()));
+        }
+        let key = id.to_string();
+        let updated = self
+            .control
+            .database()
+            .run(move |c| {
+                Ok(diesel::update(tenants::table.find(&key))
+                    .set((
+                        tenants::face_token_ttl_hours.eq(face_token_ttl_hours),
+                        tenants::template_retention_days.eq(template_retention_days),
+                        tenants::updated_at.eq(crate::model::now_millis()),
+                    ))
+                    .execute(c)?)
+            })
+            .await?;
+        if updated == 0 {
+            return Err(StoreError::NotFound(crate::error::Entity::Tenant));
+        }
+        let tenant = self.control.get_tenant(id).await?;
+        let detail =
+            json!({"face_token_ttl_hours": face_token_ttl_hours, "template_retention_days": template_retention_days});
+        self.tenant_data(&tenant)?.record_audit(by, "tenant.retention_changed", Some(id.as_str()), detail).await?;
+        Ok(tenant)
+    }
+
+    /// Deletes templates older than their tenant's retention (from every FaceSet too, as `delete_face` does),
+    /// up to `limit` per tenant a call; returns how many. Tenants in regions this node does not serve are skipped.
+    pub async fn purge_retained_templates(&self, ttl: Duration, limit: i64) -> StoreResult<usize> {
+        use crate::schema::control::tenants;
+        use crate::schema::region::faces;
+        use diesel::prelude::*;
+        let ids: Vec<String> = self
+            .control
+            .database()
+            .run(|c| {
+                Ok(tenants::table.filter(tenants::template_retention_days.is_not_null()).select(tenants::id).load(c)?)
+            })
+            .await?;
+        let mut purged = 0;
+        for id in ids {
+            let tenant = match self.control.get_tenant(&TenantId::from_db(id)).await {
+                Ok(t) => t,
+                Err(StoreError::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(days) = tenant.template_retention_days else { continue };
+            let data = match self.tenant_data(&tenant) {
+                Ok(data) => data,
+                Err(StoreError::RegionNotConfigured(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            let cutoff = crate::model::now_millis() - i64::from(days) * 86_400_000;
+            let tenant_id = tenant.id.to_string();
+            let old: Vec<String> = data
+                .db
+                .run(move |c| {
+                    Ok(faces::table
+                        .filter(faces::tenant_id.eq(tenant_id))
+                        .filter(faces::created_at.lt(cutoff))
+                        .select(faces::token)
+                        .limit(limit)
+                        .load(c)?)
+                })
+                .await?;
+            for token in old {
+                let Some(token) = crate::model::FaceToken::parse(&token) else { continue };
+                match data.delete_face(&token, ttl).await {
+                    Ok(_) | Err(StoreError::NotFound(_)) => purged += 1,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(purged)
+    }
+}

@@ -329,7 +329,8 @@ pub async fn facepp_faceset_removeface(
     let arg = SetArg::from_fields(&fields)?;
     let (which, _) = removal(&fields)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let change = data.remove_faces(arg.set.clone(), which, state.face_token_ttl).await.map_err(|e| arg.error(e))?;
+    let change =
+        data.remove_faces(arg.set.clone(), which, state.token_ttl(data.tenant())).await.map_err(|e| arg.error(e))?;
     state.indexes.refresh_soon(data, change.faceset.clone());
     Ok(HttpResponse::Ok().json(set_change(context(&req).meta(), &change, TaskKind::RemoveFaces)))
 }
@@ -551,7 +552,7 @@ pub async fn facepp_faceset_delete(
     let arg = SetArg::from_fields(&fields)?;
     let check_empty = fields.int("check_empty", 1, 0..=1)? == 1;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let set = match data.delete_faceset(arg.set.clone(), check_empty, state.face_token_ttl).await {
+    let set = match data.delete_faceset(arg.set.clone(), check_empty, state.token_ttl(data.tenant())).await {
         Err(StoreError::NotEmpty(m)) => return Err(ApiError::new(ErrorCode::FacesetNotEmpty, m)),
         other => other.map_err(|e| arg.error(e))?,
     };

@@ -104,7 +104,7 @@ impl DetectedImage {
 }
 
 /// Detects and embeds the faces of one image. Nothing is stored; the image itself is never kept.
-pub async fn detect(state: &AppState, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
+pub async fn detect(state: &AppState, image: Vec<u8>, ttl: chrono::Duration) -> Result<DetectedImage, ApiError> {
     let analysis = state.engine.analyze(image).await?;
     let image_id = FaceToken::generate().to_string();
     let now = Utc::now();
@@ -137,7 +137,7 @@ pub async fn detect(state: &AppState, image: Vec<u8>) -> Result<DetectedImage, A
                 landmarks: json!(landmark),
                 quality: json!(quality),
                 created_at: now,
-                expires_at: Some(now + state.face_token_ttl),
+                expires_at: Some(now + ttl),
                 user_id: None,
             });
             let detected = DetectedFace {
@@ -156,7 +156,7 @@ pub async fn detect(state: &AppState, image: Vec<u8>) -> Result<DetectedImage, A
 /// Detects, embeds and stores the faces of one image for the tenant (tokens that expire).
 pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
     let data = state.stores.tenant_data(tenant)?;
-    let detected = detect(state, image).await?;
+    let detected = detect(state, image, state.token_ttl(tenant)).await?;
     data.insert_faces(detected.faces.iter().filter_map(|(_, r)| r.clone()).collect()).await?;
     Ok(detected)
 }

@@ -209,7 +209,7 @@ pub async fn run_task(state: &AppState, tenant: &Tenant, task: FaceSetTask) -> R
             } else {
                 Selection::Tokens(task.face_tokens.clone())
             };
-            data.remove_faces(set, which, state.face_token_ttl).await
+            data.remove_faces(set, which, state.token_ttl(data.tenant())).await
         }
     };
     let result = match change {
@@ -659,7 +659,7 @@ pub async fn delete_faceset(
 ) -> Result<HttpResponse, ApiError> {
     let token = parse_set_token(&path)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let set = data.delete_faceset(FaceSetRef::Token(token), !query.force, state.face_token_ttl).await?;
+    let set = data.delete_faceset(FaceSetRef::Token(token), !query.force, state.token_ttl(data.tenant())).await?;
     state.indexes.forget(&caller.tenant.id, &set.token);
     Ok(HttpResponse::Ok().json(DeletedResponse {
         meta: caller.ctx.meta(),
@@ -776,7 +776,7 @@ pub async fn remove_faceset_faces(
         (false, true) => return Err(ApiError::new(ErrorCode::MissingArguments, "face_tokens or all")),
     };
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let change = data.remove_faces(FaceSetRef::Token(token), which, state.face_token_ttl).await?;
+    let change = data.remove_faces(FaceSetRef::Token(token), which, state.token_ttl(data.tenant())).await?;
     Ok(membership_response(&state, data, caller.ctx.meta(), change))
 }
 
@@ -802,8 +802,9 @@ pub async fn remove_faceset_face(
     let (set, face) = path.into_inner();
     let token = parse_set_token(&set)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let change =
-        data.remove_faces(FaceSetRef::Token(token), Selection::Tokens(vec![face]), state.face_token_ttl).await?;
+    let change = data
+        .remove_faces(FaceSetRef::Token(token), Selection::Tokens(vec![face]), state.token_ttl(data.tenant()))
+        .await?;
     if change.changed == 0 {
         return Err(ApiError::new(ErrorCode::FaceNotFound, "the face is not in this FaceSet"));
     }
@@ -861,7 +862,7 @@ pub async fn enrol_face(
     let set = FaceSetRef::Token(token);
     // Fail before the (costly) detection when the set does not exist.
     data.get_faceset(set.clone()).await?;
-    let detected = detect(&state, image.load(&state.image_fetcher).await?).await?;
+    let detected = detect(&state, image.load(&state.image_fetcher).await?, state.token_ttl(&caller.tenant)).await?;
     if detected.faces.is_empty() {
         return Err(ApiError::new(ErrorCode::NoFaceFound, "no face found in the image"));
     }
@@ -1061,7 +1062,7 @@ pub async fn delete_face(
 ) -> Result<HttpResponse, ApiError> {
     let token = FaceToken::parse(&path).ok_or_else(|| ApiError::new(ErrorCode::FaceNotFound, "face not found"))?;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let sets = data.delete_face(&token, state.face_token_ttl).await?;
+    let sets = data.delete_face(&token, state.token_ttl(data.tenant())).await?;
     for set in &sets {
         if let Ok(set) = data.get_faceset(FaceSetRef::Token(set.clone())).await {
             state.indexes.refresh_soon(data.clone(), set);

@@ -150,6 +150,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(residency::delete_account)
             .service(residency::restrict_processing)
             .service(residency::resume_processing)
+            .service(residency::get_retention)
+            .service(residency::put_retention)
             .service(export::export),
     );
     cfg.service(

@@ -2,7 +2,7 @@
 //! `GET /admin/v1/tenants/{tenant_id}/residency` count the tenant's rows in every region store the answering
 //! node serves: everything in the home region, nothing anywhere else.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, post, put, web};
 use faceplate_store::Tenant;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -156,4 +156,64 @@ async fn set_restricted(
         processing_restricted: tenant.processing_restricted_at.is_some(),
         restricted_since: tenant.processing_restricted_at,
     }))
+}
+
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How long a face token lives unless a FaceSet keeps it, 1 to 8760 hours; null: the server's default.
+    pub face_token_ttl_hours: Option<i32>,
+    /// How long any template is kept at all, FaceSet members included, 1 to 36500 days; null: until deleted.
+    /// Older ones are deleted by a background job (from every FaceSet and index too).
+    pub template_retention_days: Option<i32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RetentionResponse {
+    #[serde(flatten)]
+    pub meta: Meta,
+    pub face_token_ttl_hours: Option<i32>,
+    /// The TTL in force (the tenant's, else the server's).
+    pub effective_face_token_ttl_hours: i64,
+    pub template_retention_days: Option<i32>,
+}
+
+fn retention(state: &AppState, tenant: &Tenant, ctx: &RequestContext) -> HttpResponse {
+    HttpResponse::Ok().json(RetentionResponse {
+        meta: ctx.meta(),
+        face_token_ttl_hours: tenant.face_token_ttl_hours,
+        effective_face_token_ttl_hours: state.token_ttl(tenant).num_hours(),
+        template_retention_days: tenant.template_retention_days,
+    })
+}
+
+/// The tenant's retention settings.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    responses((status = 200, description = "Retention", body = RetentionResponse))
+)]
+#[get("/settings/retention")]
+pub async fn get_retention(caller: Caller<AdminScope>, state: web::Data<AppState>) -> HttpResponse {
+    retention(&state, &caller.tenant, &caller.ctx)
+}
+
+/// Set the tenant's retention (both fields; null clears one). Audited.
+#[utoipa::path(
+    tag = "privacy",
+    security(("api_key" = ["admin"])),
+    request_body = RetentionSettings,
+    responses((status = 200, description = "Retention", body = RetentionResponse))
+)]
+#[put("/settings/retention")]
+pub async fn put_retention(
+    caller: Caller<AdminScope>,
+    state: web::Data<AppState>,
+    body: web::Json<RetentionSettings>,
+) -> Result<HttpResponse, ApiError> {
+    let tenant = state
+        .stores
+        .set_retention(&caller.tenant.id, body.face_token_ttl_hours, body.template_retention_days, &caller.provenance())
+        .await?;
+    Ok(retention(&state, &tenant, &caller.ctx))
 }

@@ -119,3 +119,74 @@ async fn a_restriction_of_processing_stops_biometric_operations_and_keeps_the_da
         audit["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"tenant.processing_restricted") && actions.contains(&"tenant.processing_resumed"));
 }
+
+#[tokio::test]
+async fn retention_settings_shorten_token_life_and_purge_old_templates_everywhere() {
+    use diesel::RunQueryDsl;
+    let app = TestApp::spawn_with(&["local"], "[faces]\npurge_interval_secs = 1\n").await;
+    let tenant = app.create_tenant("acme", None).await;
+    let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
+    let defaults = app.get("/v1/settings/retention", &token).await.expect(200).body;
+    assert_eq!(
+        (defaults["effective_face_token_ttl_hours"].as_i64(), defaults["template_retention_days"].is_null()),
+        (Some(72), true)
+    );
+    for bad in [json!({"face_token_ttl_hours": 0}), json!({"template_retention_days": -1}), json!({"ttl": 1})] {
+        app.call(reqwest::Method::PUT, "/v1/settings/retention", Some(&token), Some(bad)).await.expect(400);
+    }
+    let set = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/settings/retention",
+            Some(&token),
+            Some(json!({"face_token_ttl_hours": 2, "template_retention_days": 1})),
+        )
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        (set["effective_face_token_ttl_hours"].as_i64(), set["template_retention_days"].as_i64()),
+        (Some(2), Some(1))
+    );
+
+    // A new face token lives 2 hours, not the server's 72.
+    let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
+    let face = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body["faces"][0]
+        ["face_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    #[derive(diesel::QueryableByName)]
+    struct Expiry {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        ttl: i64,
+    }
+    let expiry: Expiry = diesel::sql_query("SELECT expires_at - created_at AS ttl FROM faces WHERE token = $1")
+        .bind::<diesel::sql_types::Text, _>(&face)
+        .get_result(&mut app.dbs.region_connection("local"))
+        .unwrap();
+    assert_eq!(expiry.ttl, 2 * 3_600_000);
+
+    // A FaceSet member older than the retention is deleted by the background job, from the set too.
+    let set = app.post("/v1/facesets", &token, json!({"outer_id": "crew"})).await.expect(201).body["faceset"]
+        ["faceset_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [face]})).await.expect(200);
+    diesel::sql_query("UPDATE faces SET created_at = created_at - 2 * 86400000 WHERE token = $1")
+        .bind::<diesel::sql_types::Text, _>(&face)
+        .execute(&mut app.dbs.region_connection("local"))
+        .unwrap();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = app.get(&format!("/v1/faces/{face}"), &token).await.status.as_u16();
+        if status == 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 404, "the old template was not purged");
+    let kept = app.get(&format!("/v1/facesets/{set}"), &token).await.expect(200).body;
+    assert_eq!(kept["faceset"]["face_count"], 0);
+}
