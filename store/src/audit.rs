@@ -11,6 +11,7 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
+use crate::crypto::MasterKey;
 use crate::db::{AnyConnection, Database, write_transaction};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{AuditEvent, AuditEventId, TenantId, millis_to_time, now_millis};
@@ -25,9 +26,7 @@ pub struct AuditSealer {
 
 impl AuditSealer {
     pub(crate) fn new(server_secret: &[u8]) -> Self {
-        let mut mac = Hmac::<Sha256>::new_from_slice(server_secret).unwrap_or_else(|_| unreachable!("any key length"));
-        mac.update(b"faceplate audit chain v1");
-        AuditSealer { key: mac.finalize().into_bytes().into() }
+        AuditSealer { key: MasterKey::derived_from_labelled(server_secret, b"faceplate audit chain v1").0 }
     }
 
     /// The seal of an entry: every field, in a fixed order, as a JSON array (unambiguous), and its predecessor's.

@@ -314,8 +314,9 @@ impl Stores {
     }
 }
 
-/// The tenant's rows per region table (all tables, zeros included).
-fn count_rows(c: &mut AnyConnection, tenant: &str) -> StoreResult<BTreeMap<String, i64>> {
+/// The tenant's rows per region table (all tables, zeros included): what a purge will delete, and what the
+/// residency report shows.
+pub(crate) fn count_rows(c: &mut AnyConnection, tenant: &str) -> StoreResult<BTreeMap<String, i64>> {
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = diesel::sql_types::BigInt)]

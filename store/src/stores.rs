@@ -16,7 +16,7 @@ use crate::crypto::{Keyring, LocalKeyProvider, MasterKey};
 use crate::db::{Database, DatabaseUrl, StoreKind};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{ApiKey, IssuedKey, KeyId, NewKey, Provenance, RegionName, Tenant, TenantId, TenantStatus};
-use crate::tenant_data::TenantData;
+use crate::tenant_data::{Resealed, TenantData, store_resealed};
 use crate::usage::UsageWriter;
 
 /// Where the databases are.
@@ -283,24 +283,23 @@ async fn encrypt_legacy_faces(db: &Database, keyring: &Keyring) -> StoreResult<u
         if rows.is_empty() {
             return Ok(done);
         }
+        // One key lookup per tenant in the batch, not per row.
+        let mut ciphers = BTreeMap::new();
         let mut sealed = Vec::with_capacity(rows.len());
         for (token, tenant, plain) in rows {
-            let cipher = keyring.cipher_for_write(&TenantId::from_db(tenant)).await?;
+            let cipher = match ciphers.get(&tenant) {
+                Some(cipher) => Arc::clone(cipher),
+                None => {
+                    let cipher = keyring.cipher_for_write(&TenantId::from_db(tenant.clone())).await?;
+                    ciphers.insert(tenant, Arc::clone(&cipher));
+                    cipher
+                }
+            };
             let (version, bytes) = cipher.seal(&token, &plain)?;
-            sealed.push((token, version, bytes));
+            sealed.push(Resealed { token, old: None, version, bytes });
         }
         done += sealed.len();
-        db.run(move |c| {
-            crate::db::write_transaction(c, |c| {
-                for (token, version, bytes) in &sealed {
-                    diesel::update(faces::table.find(token).filter(faces::key_version.is_null()))
-                        .set((faces::embedding.eq(bytes), faces::key_version.eq(version)))
-                        .execute(c)?;
-                }
-                Ok(())
-            })
-        })
-        .await?;
+        store_resealed(db, sealed).await?;
     }
 }
 
@@ -318,32 +317,11 @@ impl Stores {
     /// Counts the tenant's rows in every region store this node serves: its home region, and (to prove they
     /// hold nothing of it) all the others. Counts only; nothing of another region's content is read.
     pub async fn residency(&self, tenant: &Tenant) -> StoreResult<Vec<RegionRows>> {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
         let mut report = Vec::new();
         for (name, region) in &self.regions {
             let id = tenant.id.to_string();
-            let tables = region
-                .db
-                .run(move |c| {
-                    use diesel::RunQueryDsl;
-                    let mut tables = BTreeMap::new();
-                    for table in crate::schema::region::TENANT_TABLES {
-                        // Table names come from our own constant list, never from input.
-                        let n = diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = $1"))
-                            .bind::<diesel::sql_types::Text, _>(&id)
-                            .get_result::<Count>(c)?
-                            .n;
-                        if n > 0 {
-                            tables.insert(table.to_string(), n);
-                        }
-                    }
-                    Ok(tables)
-                })
-                .await?;
+            let mut tables = region.db.run(move |c| crate::deletion::count_rows(c, &id)).await?;
+            tables.retain(|_, n| *n > 0);
             report.push(RegionRows {
                 region: name.to_string(),
                 home: *name == tenant.home_region,

@@ -177,6 +177,36 @@ pub(crate) fn open_embedding(
     embedding_from_bytes(&bytes).ok_or_else(|| StoreError::Invalid(format!("corrupt embedding for face {token}")))
 }
 
+/// A template sealed again (a key rotation, or one stored before encryption at rest).
+pub(crate) struct Resealed {
+    pub token: String,
+    /// The key version the row had when read: the row is rewritten only if it still has it.
+    pub old: Option<i32>,
+    pub version: i32,
+    pub bytes: Vec<u8>,
+}
+
+/// Writes re-sealed templates in one transaction.
+pub(crate) async fn store_resealed(db: &Database, sealed: Vec<Resealed>) -> StoreResult<()> {
+    db.run(move |c| {
+        write_transaction(c, |c| {
+            for r in &sealed {
+                let set = (faces::embedding.eq(&r.bytes), faces::key_version.eq(r.version));
+                match r.old {
+                    Some(v) => diesel::update(faces::table.find(&r.token).filter(faces::key_version.eq(v)))
+                        .set(set)
+                        .execute(c)?,
+                    None => diesel::update(faces::table.find(&r.token).filter(faces::key_version.is_null()))
+                        .set(set)
+                        .execute(c)?,
+                };
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
 /// Embeddings are stored as little-endian f32 bytes.
 pub(crate) fn embedding_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -375,28 +405,16 @@ impl TenantData {
                 break;
             }
             let mut sealed = Vec::with_capacity(rows.len());
-            for (token, version, stored) in rows {
-                let plain = match version {
+            for (token, old, stored) in rows {
+                let plain = match old {
                     Some(v) => cipher.open(v, &token, &stored)?,
                     None => stored,
                 };
                 let (version, bytes) = cipher.seal(&token, &plain)?;
-                sealed.push((token, version, bytes));
+                sealed.push(Resealed { token, old, version, bytes });
             }
             reencrypted += sealed.len();
-            let t = tenant.clone();
-            self.db
-                .run(move |c| {
-                    write_transaction(c, |c| {
-                        for (token, version, bytes) in &sealed {
-                            diesel::update(faces::table.find(token).filter(faces::tenant_id.eq(&t)))
-                                .set((faces::embedding.eq(bytes), faces::key_version.eq(version)))
-                                .execute(c)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .await?;
+            store_resealed(&self.db, sealed).await?;
         }
         // Only versions no row still uses: a node that wrote with an older key meanwhile keeps it alive.
         let t = tenant.clone();

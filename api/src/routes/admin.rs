@@ -176,6 +176,19 @@ pub struct TenantDeleted {
     pub certificate: Option<DeletionCertificateView>,
 }
 
+impl TenantDeleted {
+    /// The answer to a deletion request: scheduled, purged at `delete_after` unless cancelled.
+    pub fn scheduled(meta: Meta, tenant: &Tenant) -> Self {
+        TenantDeleted {
+            meta,
+            tenant_id: tenant.id.to_string(),
+            status: "pending_deletion".into(),
+            delete_after: tenant.delete_after,
+            certificate: None,
+        }
+    }
+}
+
 /// Proof of a completed deletion.
 #[derive(Serialize, ToSchema)]
 pub struct DeletionCertificateView {
@@ -464,13 +477,7 @@ pub async fn delete_tenant(
         }));
     }
     let tenant = state.stores.request_deletion(&tenant.id, state.deletion_grace, &operator.provenance()).await?;
-    Ok(HttpResponse::Accepted().json(TenantDeleted {
-        meta: operator.ctx.meta(),
-        tenant_id: tenant.id.to_string(),
-        status: "pending_deletion".into(),
-        delete_after: tenant.delete_after,
-        certificate: None,
-    }))
+    Ok(HttpResponse::Accepted().json(TenantDeleted::scheduled(operator.ctx.meta(), &tenant)))
 }
 
 /// Cancel a scheduled deletion (before its purge starts); the tenant is active again.

@@ -97,13 +97,7 @@ pub async fn get_tenant_residency(
 #[delete("/account")]
 pub async fn delete_account(caller: Caller<AdminScope>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let tenant = state.stores.request_deletion(&caller.tenant.id, state.deletion_grace, &caller.provenance()).await?;
-    Ok(HttpResponse::Accepted().json(crate::routes::admin::TenantDeleted {
-        meta: caller.ctx.meta(),
-        tenant_id: tenant.id.to_string(),
-        status: "pending_deletion".into(),
-        delete_after: tenant.delete_after,
-        certificate: None,
-    }))
+    Ok(HttpResponse::Accepted().json(crate::routes::admin::TenantDeleted::scheduled(caller.ctx.meta(), &tenant)))
 }
 
 #[derive(Serialize, ToSchema)]
