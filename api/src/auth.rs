@@ -131,11 +131,23 @@ pub async fn authorize(
     {
         return Err(ApiError::new(ErrorCode::AuthorizationError, format!("this API key lacks the `{scope}` scope")));
     }
-    if authenticated.tenant.processing_restricted_at.is_some() && is_biometric(req) {
-        return Err(ApiError::new(
-            ErrorCode::ProcessingRestricted,
-            "this tenant has restricted the processing of its data; lift it with POST /v1/processing/resume",
-        ));
+    if is_biometric(req) {
+        if authenticated.tenant.processing_restricted_at.is_some() {
+            return Err(ApiError::new(
+                ErrorCode::ProcessingRestricted,
+                "this tenant has restricted the processing of its data; lift it with POST /v1/processing/resume",
+            ));
+        }
+        if !crate::routes::consents::dpa_accepted(&authenticated.tenant) {
+            return Err(ApiError::new(
+                ErrorCode::DpaNotAccepted,
+                format!(
+                    "accept the data processing terms (version {}) before biometric calls: GET /v1/dpa, then POST \
+                     /v1/dpa/acceptance with an admin key",
+                    crate::routes::consents::DPA_VERSION
+                ),
+            ));
+        }
     }
     let request_id = req.extensions().get::<RequestContext>().map(|c| c.request_id.to_string()).unwrap_or_default();
     match state.limits.admit(&authenticated, &request_id).await {
@@ -166,7 +178,8 @@ pub async fn authorize(
     Ok(authenticated)
 }
 
-/// Operations that create, store or match face templates: what a restriction of processing stops.
+/// Operations that create, store or match face templates: what a restriction of processing stops, and what
+/// needs the data processing terms accepted and a consent.
 pub(crate) const BIOMETRIC: &[(&str, &str)] = &[
     ("POST", "/v1/faces/detect"),
     ("POST", "/v1/faces/compare"),

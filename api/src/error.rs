@@ -60,6 +60,13 @@ error_codes! {
     /// The tenant has restricted the processing of its data: no biometric operation (detect, compare, search,
     /// enrolment, adding faces to a FaceSet) runs until it lifts the restriction.
     ProcessingRestricted = "PROCESSING_RESTRICTED" => FORBIDDEN,
+    /// A biometric operation without a consent attestation that allows it: `consent_id` is missing, unknown,
+    /// revoked or expired, does not cover the operation's purpose, or names a different data subject than the
+    /// face token used.
+    ConsentRequired = "CONSENT_REQUIRED" => FORBIDDEN,
+    /// The tenant has not accepted the current data processing terms (`POST /v1/dpa/acceptance`), which it must
+    /// before its first biometric operation.
+    DpaNotAccepted = "DPA_NOT_ACCEPTED" => FORBIDDEN,
     /// A required argument is missing.
     MissingArguments = "MISSING_ARGUMENTS" => BAD_REQUEST,
     /// An argument is malformed or out of range, or the body is not valid JSON.
@@ -120,6 +127,10 @@ error_codes! {
     FaceNotFound = "FACE_NOT_FOUND" => NOT_FOUND,
     /// No such FaceSet for this tenant.
     FacesetNotFound = "FACESET_NOT_FOUND" => NOT_FOUND,
+    /// No such consent attestation for this tenant.
+    ConsentNotFound = "CONSENT_NOT_FOUND" => NOT_FOUND,
+    /// No consent attestation names this data subject.
+    SubjectNotFound = "SUBJECT_NOT_FOUND" => NOT_FOUND,
     /// No such asynchronous task for this tenant.
     TaskNotFound = "TASK_NOT_FOUND" => NOT_FOUND,
     /// No legal request with this id.
@@ -272,6 +283,8 @@ impl From<StoreError> for ApiError {
                     Entity::Task => ErrorCode::TaskNotFound,
                     Entity::LegalRequest => ErrorCode::LegalRequestNotFound,
                     Entity::DeletionCertificate => ErrorCode::DeletionCertificateNotFound,
+                    Entity::Consent => ErrorCode::ConsentNotFound,
+                    Entity::Subject => ErrorCode::SubjectNotFound,
                 };
                 ApiError::new(code, format!("{entity} not found"))
             }
@@ -280,6 +293,8 @@ impl From<StoreError> for ApiError {
             }
             StoreError::LimitReached(message) => ApiError::new(ErrorCode::LimitReached, message),
             StoreError::Invalid(message) => ApiError::new(ErrorCode::BadArguments, message),
+            StoreError::ConsentRefused(message) => ApiError::new(ErrorCode::ConsentRequired, message),
+            StoreError::Restricted(message) => ApiError::new(ErrorCode::ProcessingRestricted, message),
             StoreError::RegionNotConfigured(region) => ApiError::new(
                 ErrorCode::WrongRegion,
                 format!("this tenant's data lives in region `{region}`, which this node does not serve"),

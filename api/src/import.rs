@@ -40,6 +40,13 @@ pub struct ImportArgs {
     /// file name, or nowhere.
     #[arg(long, value_enum, default_value_t = UserIdFrom::Dirname)]
     pub user_id: UserIdFrom,
+    /// The consent attestation (cns_...) the faces are enrolled under, for images whose user id is not in
+    /// --consent-map.
+    #[arg(long)]
+    pub consent: Option<String>,
+    /// A CSV file of `user_id,consent_id` lines: each person's faces are enrolled under their own consent.
+    #[arg(long)]
+    pub consent_map: Option<PathBuf>,
     /// An image with several faces: skip it, or enrol its largest face.
     #[arg(long)]
     pub largest_face: bool,
@@ -115,6 +122,10 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportReport> {
     }
     let client = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
     let api = Api { client, base: args.url.trim_end_matches('/').to_string(), key: args.key.clone() };
+    let consents = read_consent_map(args.consent_map.as_deref())?;
+    if args.consent.is_none() && consents.is_empty() {
+        bail!("name the consent the faces are enrolled under: --consent cns_... or --consent-map FILE");
+    }
     let faceset = api.resolve_faceset(&args.faceset, args.create).await?;
 
     let journal_path =
@@ -147,8 +158,13 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<ImportReport> {
     let mut results = futures_util::stream::iter(todo.into_iter().map(|file| {
         let (api, faceset) = (&api, &faceset);
         let user_id = user_id_for(&args.dir, &file, args.user_id);
+        let consent = user_id.as_ref().and_then(|u| consents.get(u)).or(args.consent.as_ref()).cloned();
         async move {
-            let result = api.enrol(faceset, &file, user_id.as_deref(), args.largest_face, args.retries).await;
+            let Some(consent) = consent else {
+                let who = user_id.unwrap_or_default();
+                return (file, Err(anyhow::anyhow!("no consent for user id `{who}`: add it to --consent-map")));
+            };
+            let result = api.enrol(faceset, &file, user_id.as_deref(), &consent, args.largest_face, args.retries).await;
             (file, result)
         }
     }))
@@ -214,6 +230,23 @@ fn user_id_for(root: &Path, file: &Path, from: UserIdFrom) -> Option<String> {
 }
 
 /// The journal's latest outcome per file. A torn last line (a crash while writing it) is ignored.
+/// `user_id,consent_id` lines (blank lines and `#` comments skipped).
+fn read_consent_map(path: Option<&Path>) -> anyhow::Result<HashMap<String, String>> {
+    let Some(path) = path else { return Ok(HashMap::new()) };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut map = HashMap::new();
+    for (n, line) in text.lines().enumerate().map(|(n, l)| (n + 1, l.trim())) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((user, consent)) = line.split_once(',') else {
+            bail!("{}:{n}: expected `user_id,consent_id`", path.display());
+        };
+        map.insert(user.trim().to_string(), consent.trim().to_string());
+    }
+    Ok(map)
+}
+
 fn read_journal(path: &Path) -> anyhow::Result<HashMap<String, Outcome>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -276,6 +309,7 @@ impl Api {
         faceset: &str,
         file: &Path,
         user_id: Option<&str>,
+        consent: &str,
         largest: bool,
         retries: u32,
     ) -> anyhow::Result<(Outcome, Option<String>)> {
@@ -287,7 +321,8 @@ impl Api {
             let mut form = reqwest::multipart::Form::new()
                 .part("image_file", reqwest::multipart::Part::bytes(bytes.clone()).file_name("image"))
                 .text("external_image_id", digest.clone())
-                .text("multiple_faces", if largest { "largest" } else { "reject" });
+                .text("multiple_faces", if largest { "largest" } else { "reject" })
+                .text("consent_id", consent.to_string());
             if let Some(user_id) = user_id {
                 form = form.text("user_id", user_id.to_string());
             }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod billing;
 pub mod cli;
 pub mod config;
+pub mod consent;
 pub mod context;
 pub mod error;
 pub mod forms;

@@ -7,8 +7,8 @@ use crate::credentials::{self, KeyHasher};
 use crate::db::{Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
 use crate::model::{
-    ApiKey, IssuedKey, KeyId, NewKey, Plan, Product, ProductTerms, RegionName, Scope, Tenant, TenantId, TenantStatus,
-    millis_to_time, new_sortable_id, now_millis,
+    ApiKey, FaceppWithoutConsent, IssuedKey, KeyId, NewKey, Plan, Product, ProductTerms, RegionName, Scope, Tenant,
+    TenantId, TenantStatus, millis_to_time, new_sortable_id, now_millis,
 };
 use crate::schema::control::{api_keys, plan_products, plans, tenants};
 
@@ -31,6 +31,9 @@ struct TenantRow {
     processing_restricted_at: Option<i64>,
     face_token_ttl_hours: Option<i32>,
     template_retention_days: Option<i32>,
+    dpa_version: Option<String>,
+    dpa_accepted_at: Option<i64>,
+    facepp_without_consent: String,
 }
 
 impl TryFrom<TenantRow> for Tenant {
@@ -50,6 +53,9 @@ impl TryFrom<TenantRow> for Tenant {
             processing_restricted_at: r.processing_restricted_at.map(millis_to_time),
             face_token_ttl_hours: r.face_token_ttl_hours,
             template_retention_days: r.template_retention_days,
+            dpa_version: r.dpa_version,
+            dpa_accepted_at: r.dpa_accepted_at.map(millis_to_time),
+            facepp_without_consent: FaceppWithoutConsent::parse(&r.facepp_without_consent).unwrap_or_default(),
         })
     }
 }
@@ -225,6 +231,9 @@ impl ControlStore {
             processing_restricted_at: None,
             face_token_ttl_hours: None,
             template_retention_days: None,
+            dpa_version: None,
+            dpa_accepted_at: None,
+            facepp_without_consent: FaceppWithoutConsent::default().as_str().to_string(),
         };
         self.db
             .run(move |c| {

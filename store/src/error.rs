@@ -19,6 +19,12 @@ pub enum StoreError {
     /// A caller-supplied value broke a rule the store enforces.
     #[error("{0}")]
     Invalid(String),
+    /// A consent that is missing, revoked, expired or does not cover the operation.
+    #[error("{0}")]
+    ConsentRefused(String),
+    /// Processing is restricted (for the data subject the operation concerns).
+    #[error("{0}")]
+    Restricted(String),
     /// The tenant's home region is not served by this configuration.
     #[error("region `{0}` is not configured on this node")]
     RegionNotConfigured(String),
@@ -47,6 +53,8 @@ pub enum Entity {
     Task,
     LegalRequest,
     DeletionCertificate,
+    Consent,
+    Subject,
 }
 
 impl fmt::Display for Entity {
@@ -60,6 +68,8 @@ impl fmt::Display for Entity {
             Entity::Task => "task",
             Entity::LegalRequest => "legal request",
             Entity::DeletionCertificate => "deletion certificate",
+            Entity::Consent => "consent",
+            Entity::Subject => "data subject",
         })
     }
 }

@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::db::{AnyConnection, Database, write_transaction};
 use crate::error::{Entity, StoreError, StoreResult, conflict_on_unique};
-use crate::model::{FaceRecord, FaceSetToken, FaceToken, TaskId, TenantId, millis_to_time, now_millis};
+use crate::model::{ConsentId, FaceRecord, FaceSetToken, FaceToken, TaskId, TenantId, millis_to_time, now_millis};
 use crate::schema::region::{faces, faceset_faces, faceset_removals, faceset_tasks, facesets};
 use crate::tenant_data::{FaceRow, TenantData, open_embedding};
 
@@ -110,6 +110,8 @@ pub struct Member {
     pub face_token: FaceToken,
     pub user_id: Option<String>,
     pub added_at: DateTime<Utc>,
+    /// The consent the face was enrolled under.
+    pub consent_id: Option<ConsentId>,
 }
 
 /// The result of enrolling a face from an image.
@@ -146,6 +148,8 @@ pub struct FaceSetTask {
     pub result: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The consent the faces are added under (an add task).
+    pub consent_id: Option<ConsentId>,
 }
 
 #[derive(Queryable, Selectable, Insertable)]
@@ -195,6 +199,7 @@ struct TaskRow {
     result: Option<String>,
     created_at: i64,
     finished_at: Option<i64>,
+    consent_id: Option<String>,
 }
 
 impl TryFrom<TaskRow> for FaceSetTask {
@@ -212,6 +217,7 @@ impl TryFrom<TaskRow> for FaceSetTask {
             result: r.result.as_deref().map(serde_json::from_str).transpose().map_err(|_| corrupt("result"))?,
             created_at: millis_to_time(r.created_at),
             finished_at: r.finished_at.map(millis_to_time),
+            consent_id: r.consent_id.map(ConsentId::from_db),
             id: TaskId::from_db(r.id),
         })
     }
@@ -306,6 +312,7 @@ fn add_member(
     face: &str,
     key: i64,
     external_image_id: Option<&str>,
+    consent: Option<&str>,
 ) -> StoreResult<Option<i64>> {
     if is_member(c, set, face)? {
         return Ok(None);
@@ -318,6 +325,7 @@ fn add_member(
             faceset_faces::member_key.eq(key),
             faceset_faces::external_image_id.eq(external_image_id),
             faceset_faces::added_at.eq(now_millis()),
+            faceset_faces::consent_id.eq(consent),
         ))
         .execute(c)?;
     // Kept by a set: the face no longer expires.
@@ -337,6 +345,32 @@ fn live_face_exists(c: &mut AnyConnection, tenant: &str, face: &str) -> StoreRes
         .count()
         .get_result::<i64>(c)?
         > 0)
+}
+
+/// Deletes a face from every set holding it (logged for the indexes) and from the store, in the caller's
+/// transaction. Returns the sets it was removed from.
+pub(crate) fn delete_face_everywhere(
+    c: &mut AnyConnection,
+    tenant: &str,
+    face: &str,
+    ttl: Duration,
+) -> StoreResult<Vec<FaceSetToken>> {
+    let sets: Vec<String> = faceset_faces::table
+        .filter(faceset_faces::tenant_id.eq(tenant))
+        .filter(faceset_faces::face_token.eq(face))
+        .select(faceset_faces::faceset_token)
+        .load(c)?;
+    let mut removed_from = Vec::new();
+    for token in sets {
+        let Some(token) = FaceSetToken::parse(&token) else { continue };
+        let set = lock_for_change(c, tenant, &FaceSetRef::Token(token.clone()))?;
+        if remove_member(c, tenant, &set, face, ttl)? {
+            finish_change(c, &set, set.face_count - 1, set.max_key)?;
+        }
+        removed_from.push(token);
+    }
+    diesel::delete(faces::table.find(face).filter(faces::tenant_id.eq(tenant))).execute(c)?;
+    Ok(removed_from)
 }
 
 impl TenantData {
@@ -478,11 +512,14 @@ impl TenantData {
         set: FaceSetRef,
         tokens: Vec<String>,
         capacity: i64,
+        consent: Option<ConsentId>,
     ) -> StoreResult<MembershipChange> {
         let tenant = self.tenant_key();
+        let consent = consent.map(|c| c.to_string());
         self.db
             .run(move |c| {
                 write_transaction(c, |c| {
+                    crate::consents::hold(c, &tenant, consent.as_deref())?;
                     let set = lock_for_change(c, &tenant, &set)?;
                     let (mut count, mut max_key, mut added) = (set.face_count, set.max_key, 0);
                     let mut failures = Vec::new();
@@ -500,7 +537,9 @@ impl TenantData {
                             if !is_member(c, &set, face.as_str())? {
                                 fail(raw, FailureReason::QuotaExceeded);
                             }
-                        } else if let Some(key) = add_member(c, &tenant, &set, face.as_str(), max_key + 1, None)? {
+                        } else if let Some(key) =
+                            add_member(c, &tenant, &set, face.as_str(), max_key + 1, None, consent.as_deref())?
+                        {
                             (max_key, count, added) = (key, count + 1, added + 1);
                         }
                     }
@@ -524,10 +563,12 @@ impl TenantData {
         let tenant = self.tenant_key();
         face.expires_at = None;
         let token = face.token.clone();
+        let consent = face.consent_id.as_ref().map(ConsentId::to_string);
         let row = FaceRow::new(&tenant, face, &*self.cipher_for_write().await?)?;
         self.db
             .run(move |c| {
                 write_transaction(c, |c| {
+                    crate::consents::hold(c, &tenant, consent.as_deref())?;
                     let set = lock_for_change(c, &tenant, &set)?;
                     if let Some(external) = &external_image_id {
                         let earlier = faceset_faces::table
@@ -545,7 +586,15 @@ impl TenantData {
                     }
                     diesel::insert_into(faces::table).values(&row).execute(c)?;
                     let key = set.max_key + 1;
-                    add_member(c, &tenant, &set, token.as_str(), key, external_image_id.as_deref())?;
+                    add_member(
+                        c,
+                        &tenant,
+                        &set,
+                        token.as_str(),
+                        key,
+                        external_image_id.as_deref(),
+                        consent.as_deref(),
+                    )?;
                     let faceset = finish_change(c, &set, set.face_count + 1, key)?;
                     Ok(Enrolment { face_token: token, already_enrolled: false, faceset })
                 })
@@ -601,7 +650,7 @@ impl TenantData {
             .run(move |c| {
                 let token = resolve(c, &tenant, &set)?;
                 let faceset = load_set(c, &token)?;
-                let rows: Vec<(i64, String, Option<String>, i64)> = faceset_faces::table
+                let rows: Vec<MemberRow> = faceset_faces::table
                     .inner_join(faces::table)
                     .filter(faceset_faces::faceset_token.eq(&token))
                     .filter(faceset_faces::member_key.gt(after_key.unwrap_or(0)))
@@ -611,6 +660,7 @@ impl TenantData {
                         faceset_faces::face_token,
                         faces::user_id,
                         faceset_faces::added_at,
+                        faceset_faces::consent_id,
                     ))
                     .offset(offset)
                     .limit(limit)
@@ -625,7 +675,7 @@ impl TenantData {
         let (tenant, token) = (self.tenant_key(), set.to_string());
         self.db
             .run(move |c| {
-                let rows: Vec<(i64, String, Option<String>, i64)> = faceset_faces::table
+                let rows: Vec<MemberRow> = faceset_faces::table
                     .inner_join(faces::table)
                     .filter(faceset_faces::tenant_id.eq(tenant))
                     .filter(faceset_faces::faceset_token.eq(token))
@@ -635,6 +685,7 @@ impl TenantData {
                         faceset_faces::face_token,
                         faces::user_id,
                         faceset_faces::added_at,
+                        faceset_faces::consent_id,
                     ))
                     .load(c)?;
                 Ok(members(rows))
@@ -731,29 +782,20 @@ impl TenantData {
                     {
                         return Err(StoreError::NotFound(Entity::Face));
                     }
-                    let sets: Vec<String> = faceset_faces::table
-                        .filter(faceset_faces::tenant_id.eq(&tenant))
-                        .filter(faceset_faces::face_token.eq(&face))
-                        .select(faceset_faces::faceset_token)
-                        .load(c)?;
-                    let mut removed_from = Vec::new();
-                    for token in sets {
-                        let Some(token) = FaceSetToken::parse(&token) else { continue };
-                        let set = lock_for_change(c, &tenant, &FaceSetRef::Token(token.clone()))?;
-                        if remove_member(c, &tenant, &set, &face, ttl)? {
-                            finish_change(c, &set, set.face_count - 1, set.max_key)?;
-                        }
-                        removed_from.push(token);
-                    }
-                    diesel::delete(faces::table.find(&face).filter(faces::tenant_id.eq(&tenant))).execute(c)?;
-                    Ok(removed_from)
+                    delete_face_everywhere(c, &tenant, &face, ttl)
                 })
             })
             .await
     }
 
     /// Records an asynchronous add or remove, to be run by `run_task`-style workers.
-    pub async fn create_task(&self, set: FaceSetRef, kind: TaskKind, tokens: Vec<String>) -> StoreResult<FaceSetTask> {
+    pub async fn create_task(
+        &self,
+        set: FaceSetRef,
+        kind: TaskKind,
+        tokens: Vec<String>,
+        consent: Option<ConsentId>,
+    ) -> StoreResult<FaceSetTask> {
         let tenant = self.tenant_key();
         self.db
             .run(move |c| {
@@ -768,6 +810,7 @@ impl TenantData {
                     result: None,
                     created_at: now_millis(),
                     finished_at: None,
+                    consent_id: consent.map(|c| c.to_string()),
                 };
                 diesel::insert_into(faceset_tasks::table).values(&row).execute(c)?;
                 row.try_into()
@@ -808,10 +851,18 @@ impl TenantData {
     }
 }
 
-fn members(rows: Vec<(i64, String, Option<String>, i64)>) -> Vec<Member> {
+type MemberRow = (i64, String, Option<String>, i64, Option<String>);
+
+fn members(rows: Vec<MemberRow>) -> Vec<Member> {
     rows.into_iter()
-        .filter_map(|(key, token, user_id, added_at)| {
-            Some(Member { key, face_token: FaceToken::parse(&token)?, user_id, added_at: millis_to_time(added_at) })
+        .filter_map(|(key, token, user_id, added_at, consent)| {
+            Some(Member {
+                key,
+                face_token: FaceToken::parse(&token)?,
+                user_id,
+                added_at: millis_to_time(added_at),
+                consent_id: consent.map(ConsentId::from_db),
+            })
         })
         .collect()
 }

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod billing;
+pub mod consents;
 pub mod control;
 pub mod credentials;
 pub mod crypto;
@@ -24,6 +25,7 @@ pub mod transparency;
 pub mod usage;
 
 pub use audit::{AuditProblem, AuditVerification};
+pub use consents::{Consent, ConsentGrant, DeletionReceipt, LegalBasis, NewConsent, Purpose};
 pub use control::{AuthRejection, Authenticated, ControlStore};
 pub use db::{AnyConnection, Backend, DatabaseUrl, StoreKind};
 pub use error::{Entity, StoreError, StoreResult};

@@ -73,12 +73,27 @@ id_type!(
     "lrq"
 );
 id_type!(
+    /// A consent attestation recorded by a tenant.
+    ConsentId,
+    "cns"
+);
+
+id_type!(
     /// An asynchronous FaceSet task (Face++ `faceset/async/*`).
     TaskId,
     "task"
 );
 
 impl TaskId {
+    pub(crate) fn generate() -> Self {
+        Self(new_sortable_id(Self::PREFIX))
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl ConsentId {
     pub(crate) fn generate() -> Self {
         Self(new_sortable_id(Self::PREFIX))
     }
@@ -181,6 +196,9 @@ pub struct FaceRecord {
     pub expires_at: Option<DateTime<Utc>>,
     /// The tenant's own identifier for the person (Face++ `face/setuserid`).
     pub user_id: Option<String>,
+    /// The consent attestation the template was made under; `None`: a Face++-compatible call the tenant allows
+    /// without one (its own attestation), or a template from before consents were recorded.
+    pub consent_id: Option<ConsentId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -268,6 +286,41 @@ pub struct Tenant {
     pub face_token_ttl_hours: Option<i32>,
     /// How long any of its templates is kept, FaceSet members included; `None`: until deleted.
     pub template_retention_days: Option<i32>,
+    /// The version of the data processing terms the tenant accepted, and when; no biometric call runs before
+    /// it has accepted the current version.
+    pub dpa_version: Option<String>,
+    pub dpa_accepted_at: Option<DateTime<Utc>>,
+    /// Whether Face++-compatible biometric calls without a `consent_id` run (under the tenant's own attestation).
+    pub facepp_without_consent: FaceppWithoutConsent,
+}
+
+/// What a Face++-compatible biometric call without a `consent_id` gets. Face++ clients cannot send one unless
+/// changed, so a tenant migrating unchanged clients may choose to attest consent itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FaceppWithoutConsent {
+    /// 403 CONSENT_REQUIRED, as on the native API.
+    #[default]
+    Refuse,
+    /// The call runs; its templates record no consent id (the tenant attests consent outside Faceplate).
+    Allow,
+}
+
+impl FaceppWithoutConsent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FaceppWithoutConsent::Refuse => "refuse",
+            FaceppWithoutConsent::Allow => "allow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "refuse" => Some(FaceppWithoutConsent::Refuse),
+            "allow" => Some(FaceppWithoutConsent::Allow),
+            _ => None,
+        }
+    }
 }
 
 /// What a tenant may do per second and at once. The tenant's limits hold over all its keys together; each

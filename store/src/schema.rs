@@ -16,6 +16,9 @@ pub mod control {
             processing_restricted_at -> Nullable<BigInt>,
             face_token_ttl_hours -> Nullable<Integer>,
             template_retention_days -> Nullable<Integer>,
+            dpa_version -> Nullable<Text>,
+            dpa_accepted_at -> Nullable<BigInt>,
+            facepp_without_consent -> Text,
         }
     }
 
@@ -176,6 +179,7 @@ pub mod region {
             expires_at -> Nullable<BigInt>,
             user_id -> Nullable<Text>,
             key_version -> Nullable<Integer>,
+            consent_id -> Nullable<Text>,
         }
     }
 
@@ -203,6 +207,33 @@ pub mod region {
             member_key -> BigInt,
             external_image_id -> Nullable<Text>,
             added_at -> BigInt,
+            consent_id -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        consents (id) {
+            id -> Text,
+            tenant_id -> Text,
+            subject_ref -> Text,
+            purposes -> Text,
+            legal_basis -> Text,
+            jurisdiction -> Text,
+            collected_at -> BigInt,
+            expires_at -> Nullable<BigInt>,
+            evidence_sha256 -> Text,
+            collected_by -> Text,
+            created_at -> BigInt,
+            revoked_at -> Nullable<BigInt>,
+            receipt -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
+        restricted_subjects (tenant_id, subject_ref) {
+            tenant_id -> Text,
+            subject_ref -> Text,
+            restricted_at -> BigInt,
         }
     }
 
@@ -226,6 +257,7 @@ pub mod region {
             result -> Nullable<Text>,
             created_at -> BigInt,
             finished_at -> Nullable<BigInt>,
+            consent_id -> Nullable<Text>,
         }
     }
 
@@ -280,7 +312,9 @@ pub mod region {
         faceset_tasks,
         usage_events,
         usage_hourly,
-        billing_outbox
+        billing_outbox,
+        consents,
+        restricted_subjects
     );
 
     /// The primary-key columns of each of [`TENANT_TABLES`] (in the same order), for purging in batches.
@@ -294,6 +328,8 @@ pub mod region {
         "id",
         "product, hour",
         "event_id",
+        "id",
+        "subject_ref",
     ];
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
@@ -307,5 +343,7 @@ pub mod region {
         "usage_events",
         "usage_hourly",
         "billing_outbox",
+        "consents",
+        "restricted_subjects",
     ];
 }

@@ -457,3 +457,62 @@ impl Stores {
         Ok(purged)
     }
 }
+
+/// Consent terms: the data processing terms a tenant accepts, and its rule for Face++ calls without consent.
+impl Stores {
+    /// Records that the tenant accepted version `version` (whose text hashes to `sha256`) of the data processing
+    /// terms. Audited as `dpa.accepted`, which keeps every acceptance.
+    pub async fn accept_dpa(&self, id: &TenantId, version: &str, sha256: &str, by: &Provenance) -> StoreResult<Tenant> {
+        use crate::schema::control::tenants;
+        use diesel::prelude::*;
+        let (key, accepted) = (id.to_string(), version.to_string());
+        let now = crate::model::now_millis();
+        self.control
+            .database()
+            .run(move |c| {
+                diesel::update(tenants::table.find(&key))
+                    .set((
+                        tenants::dpa_version.eq(Some(accepted)),
+                        tenants::dpa_accepted_at.eq(Some(now)),
+                        tenants::updated_at.eq(now),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await?;
+        let tenant = self.control.get_tenant(id).await?;
+        let detail = json!({"version": version, "sha256": sha256});
+        self.tenant_data(&tenant)?.record_audit(by, "dpa.accepted", Some(id.as_str()), detail).await?;
+        Ok(tenant)
+    }
+
+    /// Sets whether Face++-compatible biometric calls without a `consent_id` run. Audited.
+    pub async fn set_facepp_without_consent(
+        &self,
+        id: &TenantId,
+        setting: crate::model::FaceppWithoutConsent,
+        by: &Provenance,
+    ) -> StoreResult<Tenant> {
+        use crate::schema::control::tenants;
+        use diesel::prelude::*;
+        let key = id.to_string();
+        self.control
+            .database()
+            .run(move |c| {
+                diesel::update(tenants::table.find(&key))
+                    .set((
+                        tenants::facepp_without_consent.eq(setting.as_str()),
+                        tenants::updated_at.eq(crate::model::now_millis()),
+                    ))
+                    .execute(c)?;
+                Ok(())
+            })
+            .await?;
+        let tenant = self.control.get_tenant(id).await?;
+        let detail = json!({"facepp_without_consent": setting.as_str()});
+        self.tenant_data(&tenant)?
+            .record_audit(by, "tenant.consent_settings_changed", Some(id.as_str()), detail)
+            .await?;
+        Ok(tenant)
+    }
+}

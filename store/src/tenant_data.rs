@@ -131,6 +131,7 @@ pub(crate) struct FaceRow {
     user_id: Option<String>,
     /// The tenant data key the embedding is sealed with; `None`: stored before encryption at rest.
     key_version: Option<i32>,
+    consent_id: Option<String>,
 }
 
 impl FaceRow {
@@ -155,6 +156,7 @@ impl FaceRow {
             expires_at: f.expires_at.map(|t| t.timestamp_millis()),
             user_id: f.user_id,
             key_version: Some(version),
+            consent_id: f.consent_id.map(|c| c.to_string()),
         })
     }
 
@@ -236,6 +238,7 @@ impl FaceRow {
             created_at: millis_to_time(r.created_at),
             expires_at: r.expires_at.map(millis_to_time),
             user_id: r.user_id,
+            consent_id: r.consent_id.map(crate::model::ConsentId::from_db),
         })
     }
 }
@@ -249,10 +252,15 @@ impl TenantData {
         if rows.is_empty() {
             return Ok(());
         }
+        let mut consents: Vec<String> = rows.iter().filter_map(|r| r.consent_id.clone()).collect();
+        consents.dedup();
         self.db
             .run(move |c| {
                 // Row by row: multi-row inserts do not compile for the multi-backend connection.
                 write_transaction(c, |c| {
+                    for consent in &consents {
+                        crate::consents::hold(c, &tenant, Some(consent))?;
+                    }
                     for row in &rows {
                         diesel::insert_into(faces::table).values(row).execute(c)?;
                     }

@@ -386,6 +386,11 @@ impl TestApp {
         (resp.body["key"]["id"].as_str().expect("id").into(), resp.body["token"].as_str().expect("token").into())
     }
 
+    /// See [`allow_biometrics`]: accepts the DPA for the tenant and returns a consent id covering every purpose.
+    pub async fn allow_biometrics(&self, tenant_id: &str) -> String {
+        allow_biometrics(&self.client, &self.url(""), tenant_id).await
+    }
+
     /// Runs the real `faceplate` binary against this app's configuration.
     pub fn cli(&self, args: &[&str]) -> Output {
         run_cli(&self.config_path, args)
@@ -398,6 +403,41 @@ impl Drop for TestApp {
         drop(self.handle.stop(false));
         self.background.abort();
     }
+}
+
+/// Makes a tenant ready for biometric calls as a real client would: an admin key accepts the current data
+/// processing terms, and a consent covering every biometric purpose is recorded for one test subject. Returns
+/// the consent id, to send as the `consent_id` field of every biometric call.
+pub async fn allow_biometrics(client: &reqwest::Client, base: &str, tenant_id: &str) -> String {
+    let keys = format!("{base}/admin/v1/tenants/{tenant_id}/keys");
+    let key = client
+        .post(keys)
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"name": "compliance", "scopes": ["admin", "face"]}))
+        .send()
+        .await
+        .expect("request sent");
+    let token = read(key).await.expect(201).body["token"].as_str().expect("token").to_string();
+    let dpa = read(client.get(format!("{base}/v1/dpa")).bearer_auth(&token).send().await.expect("sent")).await;
+    let version = dpa.expect(200).body["current_version"].as_str().expect("DPA version").to_string();
+    let accept = client.post(format!("{base}/v1/dpa/acceptance")).bearer_auth(&token).json(&json!({"version": version}));
+    read(accept.send().await.expect("sent")).await.expect(200);
+    let consent = client
+        .post(format!("{base}/v1/consents"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "subject_ref": "test-subject",
+            "purposes": ["face_detection", "face_compare", "face_search", "face_enrolment"],
+            "legal_basis": "explicit_consent",
+            "jurisdiction": "EU",
+            "collected_at": chrono::Utc::now().to_rfc3339(),
+            "evidence_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "collected_by": "test harness",
+        }))
+        .send()
+        .await
+        .expect("sent");
+    read(consent).await.expect(201).body["consent_id"].as_str().expect("consent id").to_string()
 }
 
 /// An HTTP client that drops idle connections well before the server's 5 s keep-alive closes them, so a test

@@ -6,7 +6,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, get, web};
 use base64::Engine as _;
 use chrono::{Duration, Utc};
-use faceplate_store::{AuditEventId, FaceSetRef, FaceSetToken, KeyId, TenantData};
+use faceplate_store::{AuditEventId, ConsentId, FaceSetRef, FaceSetToken, KeyId, TenantData};
 use futures_util::stream;
 use serde_json::{Value, json};
 
@@ -21,6 +21,7 @@ pub const FORMAT: &str = "faceplate-export/1";
 enum Step {
     Header,
     Keys(Option<KeyId>),
+    Consents(Option<ConsentId>),
     Faces(Option<String>),
     FaceSets(Option<FaceSetToken>),
     Members { sets: Vec<FaceSetToken>, index: usize, after: Option<i64> },
@@ -73,7 +74,17 @@ impl Export {
                     // Never a secret or its hash: they are not the tenant's data but credentials.
                     line("key", json!(crate::routes::types::KeyView::from(key)), &mut out);
                 }
-                self.step = if next.is_some() { Step::Keys(next) } else { Step::Faces(None) };
+                self.step = if next.is_some() { Step::Keys(next) } else { Step::Consents(None) };
+            }
+            Step::Consents(after) => {
+                let consents = self.data.list_consents(None, after, PAGE).await?;
+                self.count("consent", consents.len());
+                let next =
+                    (consents.len() as i64 == PAGE).then(|| consents.last().map(|c| c.consent_id.clone())).flatten();
+                for c in consents {
+                    line("consent", json!(crate::routes::consents::ConsentView::from(c)), &mut out);
+                }
+                self.step = if next.is_some() { Step::Consents(next) } else { Step::Faces(None) };
             }
             Step::Faces(after) => {
                 let faces = self.data.list_faces(after, PAGE).await?;
@@ -88,6 +99,7 @@ impl Export {
                                 "height": f.rect.height},
                             "score": f.score, "landmarks": f.landmarks, "quality": f.quality,
                             "user_id": f.user_id, "created_at": f.created_at, "expires_at": f.expires_at,
+                            "consent_id": f.consent_id,
                             "embedding": base64::engine::general_purpose::STANDARD.encode(embedding)}),
                         &mut out,
                     );
@@ -130,7 +142,7 @@ impl Export {
                     line(
                         "faceset_member",
                         json!({"faceset_token": set.to_string(), "face_token": m.face_token.to_string(),
-                            "user_id": m.user_id, "added_at": m.added_at}),
+                            "user_id": m.user_id, "added_at": m.added_at, "consent_id": m.consent_id}),
                         &mut out,
                     );
                 }

@@ -6,11 +6,12 @@
 
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, post, web};
 use faceplate_store::credentials::parse_bearer_token;
-use faceplate_store::{Authenticated, KeyId, Scope};
+use faceplate_store::{Authenticated, KeyId, Purpose, Scope};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::authorize;
+use crate::consent;
 use crate::context::{Meta, RequestContext};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
@@ -124,6 +125,9 @@ pub struct FaceppFaceDetail {
 pub struct FaceppDetectForm {
     api_key: String,
     api_secret: String,
+    /// Faceplate extension: a consent attestation covering the purpose; required unless the tenant allows Face++
+    /// calls without one (`PUT /v1/settings/consent`).
+    consent_id: Option<String>,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image_file: Option<String>,
     image_base64: Option<String>,
@@ -140,6 +144,9 @@ pub struct FaceppDetectForm {
 pub struct FaceppCompareForm {
     api_key: String,
     api_secret: String,
+    /// Faceplate extension: a consent attestation covering the purpose; required unless the tenant allows Face++
+    /// calls without one (`PUT /v1/settings/consent`).
+    consent_id: Option<String>,
     face_token1: Option<String>,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image_file1: Option<String>,
@@ -192,6 +199,7 @@ pub async fn facepp_detect(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     let caller = authenticate(&state, &req, &fields).await?;
+    let grant = consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceDetection).await?;
     if fields.int("return_landmark", 0, 0..=2)? != 0 {
         return Err(ApiError::bad_arguments("return_landmark"));
     }
@@ -208,7 +216,8 @@ pub async fn facepp_detect(
         }
     }
     let image = fields.require_image("image_file")?;
-    let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
+    let detected =
+        detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?, grant.as_ref()).await?;
     let image_id = detected.image_id.clone();
     let faces: Vec<FaceppFace> = detected.into_faces().into_iter().map(|f| to_facepp(f, headpose)).collect();
     Ok(HttpResponse::Ok().json(FaceppDetectResponse {
@@ -241,9 +250,10 @@ pub async fn facepp_compare(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     let caller = authenticate(&state, &req, &fields).await?;
+    let grant = consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceCompare).await?;
     let invalid = |raw: &str| ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
-    let one = compare_side(&state, &caller.tenant, &mut fields, 1, invalid).await?;
-    let two = compare_side(&state, &caller.tenant, &mut fields, 2, invalid).await?;
+    let one = compare_side(&state, &caller.tenant, &mut fields, 1, grant.as_ref(), invalid).await?;
+    let two = compare_side(&state, &caller.tenant, &mut fields, 2, grant.as_ref(), invalid).await?;
     let confidence = compare_embeddings(&one, &two);
     Ok(HttpResponse::Ok().json(FaceppCompareResponse {
         meta: context(&req).meta(),

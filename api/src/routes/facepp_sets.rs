@@ -4,12 +4,13 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use faceplate_store::{
-    Authenticated, FaceSet, FaceSetChanges, FaceSetRef, FaceSetToken, FaceToken, NewFaceSet, Selection, StoreError,
-    TaskId, TaskKind, TenantData,
+    Authenticated, FaceSet, FaceSetChanges, FaceSetRef, FaceSetToken, FaceToken, NewFaceSet, Purpose, Selection,
+    StoreError, TaskId, TaskKind, TenantData,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::consent;
 use crate::context::Meta;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
@@ -213,6 +214,9 @@ pub struct FaceppSearchResponse {
 pub struct FaceppSetForm {
     api_key: String,
     api_secret: String,
+    /// Faceplate extension: a consent attestation covering the purpose (adding faces: `face_enrolment`); required
+    /// unless the tenant allows Face++ calls without one (`PUT /v1/settings/consent`).
+    consent_id: Option<String>,
     faceset_token: Option<String>,
     outer_id: Option<String>,
     /// addface/removeface: comma-separated (removeface also takes `RemoveAllFaceTokens`).
@@ -258,6 +262,10 @@ pub async fn facepp_faceset_create(
     check_user_data(&user_data)?;
     let force_merge = fields.int("force_merge", 0, 0..=1)? == 1;
     let tokens = if fields.has("face_tokens") { face_tokens(&fields, MAX_ADD_TOKENS)? } else { Vec::new() };
+    let grant = match tokens.is_empty() {
+        true => None,
+        false => consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceEnrolment).await?,
+    };
     let data = state.stores.tenant_data(&caller.tenant)?;
     let new = NewFaceSet { outer_id: outer_id.clone(), display_name, tags, user_data };
     let set = match data.create_faceset(new, state.facesets.max_sets_per_tenant).await {
@@ -269,7 +277,7 @@ pub async fn facepp_faceset_create(
         Err(StoreError::LimitReached(m)) => return Err(ApiError::new(ErrorCode::FacesetQuotaExceeded, m)),
         Err(e) => return Err(e.into()),
     };
-    let change = data.add_faces(set, tokens, state.facesets.max_faces_per_set).await?;
+    let change = data.add_faces(set, tokens, state.facesets.max_faces_per_set, grant.map(|g| g.consent_id)).await?;
     state.indexes.refresh_soon(data, change.faceset.clone());
     Ok(HttpResponse::Ok().json(set_change(context(&req).meta(), &change, TaskKind::AddFaces)))
 }
@@ -291,11 +299,14 @@ pub async fn facepp_faceset_addface(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (fields, caller) = read(&state, &req, payload).await?;
+    let grant = consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceEnrolment).await?;
     let arg = SetArg::from_fields(&fields)?;
     let tokens = face_tokens(&fields, MAX_ADD_TOKENS)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
-    let change =
-        data.add_faces(arg.set.clone(), tokens, state.facesets.max_faces_per_set).await.map_err(|e| arg.error(e))?;
+    let change = data
+        .add_faces(arg.set.clone(), tokens, state.facesets.max_faces_per_set, grant.map(|g| g.consent_id))
+        .await
+        .map_err(|e| arg.error(e))?;
     state.indexes.refresh_soon(data, change.faceset.clone());
     Ok(HttpResponse::Ok().json(set_change(context(&req).meta(), &change, TaskKind::AddFaces)))
 }
@@ -342,6 +353,10 @@ async fn start_task(
     kind: TaskKind,
 ) -> Result<HttpResponse, ApiError> {
     let (fields, caller) = read(&state, req, payload).await?;
+    let grant = match kind {
+        TaskKind::AddFaces => consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceEnrolment).await?,
+        TaskKind::RemoveFaces => None,
+    };
     let arg = SetArg::from_fields(&fields)?;
     let tokens = match kind {
         TaskKind::AddFaces => face_tokens(&fields, MAX_ASYNC_ADD_TOKENS)?,
@@ -354,7 +369,8 @@ async fn start_task(
     };
     let data = state.stores.tenant_data(&caller.tenant)?;
     let set = data.get_faceset(arg.set.clone()).await.map_err(|e| arg.error(e))?;
-    let task = data.create_task(FaceSetRef::Token(set.token.clone()), kind, tokens).await?;
+    let task =
+        data.create_task(FaceSetRef::Token(set.token.clone()), kind, tokens, grant.map(|g| g.consent_id)).await?;
     let response = FaceppTaskStarted {
         meta: context(req).meta(),
         task_id: task.id.to_string(),
@@ -630,6 +646,9 @@ pub async fn facepp_set_user_id(
 pub struct FaceppSearchForm {
     api_key: String,
     api_secret: String,
+    /// Faceplate extension: a consent attestation covering the purpose (adding faces: `face_enrolment`); required
+    /// unless the tenant allows Face++ calls without one (`PUT /v1/settings/consent`).
+    consent_id: Option<String>,
     face_token: Option<String>,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image_file: Option<String>,
@@ -659,6 +678,7 @@ pub async fn facepp_search(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (mut fields, caller) = read(&state, &req, payload).await?;
+    let grant = consent::require_facepp(&state, &caller.tenant, &fields, Purpose::FaceSearch).await?;
     let arg = SetArg::from_fields(&fields)?;
     let count = fields.int("return_result_count", 1, 1..=MAX_SEARCH_RESULTS)? as usize;
     if fields.has("face_rectangle") {
@@ -670,7 +690,7 @@ pub async fn facepp_search(
         return Err(ApiError::new(ErrorCode::EmptyFaceset, set.token.to_string()));
     }
     let invalid = |raw: &str| ApiError::new(ErrorCode::InvalidFaceToken, raw.to_string());
-    let query = search_query(&state, &caller.tenant, &mut fields, false, invalid).await?;
+    let query = search_query(&state, &caller.tenant, &mut fields, false, grant.as_ref(), invalid).await?;
     let results = match &query.embedding {
         Some(embedding) => Some(search_sets(&state, &data, std::slice::from_ref(&set), embedding, count).await?),
         None => None,

@@ -4,12 +4,13 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use faceplate_engine::{Face, confidence};
-use faceplate_store::{FaceRecord, FaceRect, FaceToken, Tenant};
+use faceplate_store::{ConsentGrant, FaceRecord, FaceRect, FaceToken, Purpose, Tenant};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::auth::{Caller, FaceScope};
+use crate::consent;
 use crate::context::Meta;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
@@ -139,6 +140,7 @@ pub async fn detect(state: &AppState, image: Vec<u8>, ttl: chrono::Duration) -> 
                 created_at: now,
                 expires_at: Some(now + ttl),
                 user_id: None,
+                consent_id: None,
             });
             let detected = DetectedFace {
                 face_token: record.as_ref().map(|r| r.token.to_string()),
@@ -153,10 +155,18 @@ pub async fn detect(state: &AppState, image: Vec<u8>, ttl: chrono::Duration) -> 
     Ok(DetectedImage { image_id, width: analysis.width, height: analysis.height, faces })
 }
 
-/// Detects, embeds and stores the faces of one image for the tenant (tokens that expire).
-pub async fn detect_and_store(state: &AppState, tenant: &Tenant, image: Vec<u8>) -> Result<DetectedImage, ApiError> {
+/// Detects, embeds and stores the faces of one image for the tenant (tokens that expire), under `consent`.
+pub async fn detect_and_store(
+    state: &AppState,
+    tenant: &Tenant,
+    image: Vec<u8>,
+    consent: Option<&ConsentGrant>,
+) -> Result<DetectedImage, ApiError> {
     let data = state.stores.tenant_data(tenant)?;
-    let detected = detect(state, image, state.token_ttl(tenant)).await?;
+    let mut detected = detect(state, image, state.token_ttl(tenant)).await?;
+    for record in detected.faces.iter_mut().filter_map(|(_, r)| r.as_mut()) {
+        record.consent_id = consent.map(|c| c.consent_id.clone());
+    }
     data.insert_faces(detected.faces.iter().filter_map(|(_, r)| r.clone()).collect()).await?;
     Ok(detected)
 }
@@ -184,17 +194,20 @@ pub struct CompareSide {
     pub embedding: Option<Vec<f32>>,
 }
 
-/// Resolves `face_token<n>` (which wins, as in Face++) or the image fields `image_file<n>` / `image_base64<n>`.
+/// Resolves `face_token<n>` (which wins, as in Face++) or the image fields `image_file<n>` / `image_base64<n>`,
+/// under `consent`.
 pub async fn compare_side(
     state: &AppState,
     tenant: &Tenant,
     fields: &mut Fields,
     n: u8,
+    consent: Option<&ConsentGrant>,
     unknown_token: impl Fn(&str) -> ApiError,
 ) -> Result<CompareSide, ApiError> {
     let token_field = format!("face_token{n}");
     if let Some(raw) = fields.text(&token_field).map(str::to_string) {
         let record = find_face(state, tenant, &raw, unknown_token).await?;
+        consent::check_face(state, tenant, consent, &record).await?;
         let face = DetectedFace {
             face_token: Some(record.token.to_string()),
             face_rectangle: record.rect.into(),
@@ -208,7 +221,7 @@ pub async fn compare_side(
     let Some(image) = fields.take_image(&file, &base64, &url)? else {
         return Err(ApiError::new(ErrorCode::MissingArguments, format!("{token_field}, {file} or {base64}")));
     };
-    let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?).await?;
+    let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?, consent).await?;
     let embedding = detected.largest_embedding();
     Ok(CompareSide { image_id: Some(detected.image_id.clone()), faces: detected.into_faces(), embedding })
 }
@@ -281,6 +294,8 @@ pub struct FaceDetail {
     pub created_at: DateTime<Utc>,
     /// When the token expires; null once a FaceSet keeps it.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The consent attestation the template was made under (null: a Face++ call the tenant allowed without one).
+    pub consent_id: Option<String>,
 }
 
 /// Request body for detect (multipart/form-data, x-www-form-urlencoded or JSON).
@@ -294,6 +309,8 @@ pub struct DetectForm {
     image_base64: Option<String>,
     /// An http(s) URL to fetch the image from; only hosts on the server's allow-list (off by default).
     image_url: Option<String>,
+    /// A consent attestation (`POST /v1/consents`) covering `face_detection`; the face tokens record it.
+    consent_id: String,
 }
 
 /// Request body for compare: for each side a face token (wins) or an image.
@@ -308,9 +325,11 @@ pub struct CompareForm {
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image_file2: Option<String>,
     image_base64_2: Option<String>,
+    /// A consent attestation covering `face_compare`; face tokens used must be of its data subject.
+    consent_id: String,
 }
 
-const DETECT_FIELDS: &[&str] = &["image_file", "image_base64", "image_url"];
+const DETECT_FIELDS: &[&str] = &["image_file", "image_base64", "image_url", consent::FIELD];
 const COMPARE_FIELDS: &[&str] = &[
     "face_token1",
     "image_file1",
@@ -320,6 +339,7 @@ const COMPARE_FIELDS: &[&str] = &[
     "image_file2",
     "image_base64_2",
     "image_url2",
+    consent::FIELD,
 ];
 
 pub fn reject_unknown(fields: &Fields, known: &[&str]) -> Result<(), ApiError> {
@@ -353,8 +373,10 @@ pub async fn detect_faces(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     reject_unknown(&fields, DETECT_FIELDS)?;
+    let grant = consent::require(&state, &caller.tenant, &fields, Purpose::FaceDetection).await?;
     let image = fields.require_image("image_file, image_base64 or image_url")?;
-    let detected = detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?).await?;
+    let detected =
+        detect_and_store(&state, &caller.tenant, image.load(&state.image_fetcher).await?, Some(&grant)).await?;
     let (image_id, image_width, image_height) = (detected.image_id.clone(), detected.width, detected.height);
     let faces = detected.into_faces();
     Ok(HttpResponse::Ok().json(DetectResponse {
@@ -392,9 +414,10 @@ pub async fn compare_faces(
 ) -> Result<HttpResponse, ApiError> {
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     reject_unknown(&fields, COMPARE_FIELDS)?;
+    let grant = consent::require(&state, &caller.tenant, &fields, Purpose::FaceCompare).await?;
     let not_found = |_: &str| ApiError::new(ErrorCode::FaceNotFound, "face token not found (unknown or expired)");
-    let one = compare_side(&state, &caller.tenant, &mut fields, 1, not_found).await?;
-    let two = compare_side(&state, &caller.tenant, &mut fields, 2, not_found).await?;
+    let one = compare_side(&state, &caller.tenant, &mut fields, 1, Some(&grant), not_found).await?;
+    let two = compare_side(&state, &caller.tenant, &mut fields, 2, Some(&grant), not_found).await?;
     let confidence = compare_embeddings(&one, &two);
     Ok(HttpResponse::Ok().json(CompareResponse {
         meta: caller.ctx.meta(),
@@ -436,5 +459,6 @@ pub async fn get_face(
         model: face.model,
         created_at: face.created_at,
         expires_at: face.expires_at,
+        consent_id: face.consent_id.map(|c| c.to_string()),
     }))
 }

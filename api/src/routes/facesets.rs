@@ -6,14 +6,15 @@ use chrono::{DateTime, Utc};
 use faceplate_engine::confidence;
 use faceplate_engine::embed::DIMENSIONS;
 use faceplate_store::{
-    FaceSet, FaceSetChanges, FaceSetRef, FaceSetTask, FaceSetToken, FaceToken, Failure, MembershipChange, NewFaceSet,
-    Selection, StoreError, TaskKind, Tenant, TenantData,
+    ConsentGrant, FaceSet, FaceSetChanges, FaceSetRef, FaceSetTask, FaceSetToken, FaceToken, Failure, MembershipChange,
+    NewFaceSet, Purpose, Selection, StoreError, TaskKind, Tenant, TenantData,
 };
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, FaceScope};
+use crate::consent;
 use crate::context::Meta;
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
 use crate::forms::Fields;
@@ -120,6 +121,11 @@ pub async fn search_sets(
     candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
     let mut seen = std::collections::HashSet::new();
     candidates.retain(|c| seen.insert(c.1.clone()));
+    // Templates of subjects whose processing is restricted are never matched.
+    if !candidates.is_empty() {
+        let restricted = data.restricted_faces(candidates.iter().map(|c| c.1.clone()).collect()).await?;
+        candidates.retain(|c| !restricted.contains(&c.1));
+    }
     candidates.truncate(k);
     Ok(candidates
         .into_iter()
@@ -148,20 +154,23 @@ pub fn parse_embedding(raw: &str) -> Result<Vec<f32>, ApiError> {
     Ok(values)
 }
 
-/// Resolves what to search with: `face_token`, else an image (its largest face), else (native) `embedding`.
+/// Resolves what to search with, under `consent`: `face_token`, else an image (its largest face), else (native)
+/// `embedding`.
 pub async fn search_query(
     state: &AppState,
     tenant: &Tenant,
     fields: &mut Fields,
     allow_embedding: bool,
+    consent: Option<&ConsentGrant>,
     unknown_token: impl Fn(&str) -> ApiError,
 ) -> Result<SearchQuery, ApiError> {
     if let Some(raw) = fields.text("face_token").map(str::to_string) {
         let face = find_face(state, tenant, &raw, unknown_token).await?;
+        consent::check_face(state, tenant, consent, &face).await?;
         return Ok(SearchQuery { faces: Vec::new(), image_id: None, embedding: Some(face.embedding) });
     }
     if let Some(image) = fields.take_image("image_file", "image_base64", "image_url")? {
-        let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?).await?;
+        let detected = detect_and_store(state, tenant, image.load(&state.image_fetcher).await?, consent).await?;
         let embedding = detected.largest_embedding();
         return Ok(SearchQuery { image_id: Some(detected.image_id.clone()), faces: detected.into_faces(), embedding });
     }
@@ -202,7 +211,10 @@ pub async fn run_task(state: &AppState, tenant: &Tenant, task: FaceSetTask) -> R
     let data = state.stores.tenant_data(tenant)?;
     let set = FaceSetRef::Token(task.faceset_token.clone());
     let change = match task.kind {
-        TaskKind::AddFaces => data.add_faces(set, task.face_tokens.clone(), state.facesets.max_faces_per_set).await,
+        TaskKind::AddFaces => {
+            let (tokens, consent) = (task.face_tokens.clone(), task.consent_id.clone());
+            data.add_faces(set, tokens, state.facesets.max_faces_per_set, consent).await
+        }
         TaskKind::RemoveFaces => {
             let which = if task.face_tokens == [REMOVE_ALL] {
                 Selection::All
@@ -292,6 +304,8 @@ pub struct MemberView {
     pub face_token: String,
     pub user_id: Option<String>,
     pub added_at: DateTime<Utc>,
+    /// The consent attestation the face was enrolled under; revoking it removes the entry.
+    pub consent_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -384,6 +398,8 @@ pub struct UpdateFaceSetRequest {
 pub struct AddFacesRequest {
     /// Up to 1000 face tokens from detect.
     pub face_tokens: Vec<String>,
+    /// A consent attestation covering `face_enrolment`; the FaceSet entries record it.
+    pub consent_id: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -440,6 +456,8 @@ pub struct DeleteFaceSetQuery {
 #[derive(ToSchema)]
 #[allow(dead_code)] // documents the request; the handler reads the fields itself
 pub struct EnrolForm {
+    /// A consent attestation covering `face_enrolment`; the template and its FaceSet entry record it.
+    consent_id: String,
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     image_file: Option<String>,
     image_base64: Option<String>,
@@ -458,6 +476,8 @@ pub struct EnrolForm {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct SearchForm {
+    /// A consent attestation covering `face_search` (of the person searched for).
+    consent_id: String,
     /// Sets to search (comma-separated or a JSON list), up to 10; or `outer_ids`.
     faceset_tokens: Option<Vec<String>>,
     outer_ids: Option<Vec<String>>,
@@ -701,7 +721,12 @@ pub async fn list_faceset_faces(
         face_count: set.face_count,
         faces: members
             .into_iter()
-            .map(|m| MemberView { face_token: m.face_token.to_string(), user_id: m.user_id, added_at: m.added_at })
+            .map(|m| MemberView {
+                face_token: m.face_token.to_string(),
+                user_id: m.user_id,
+                added_at: m.added_at,
+                consent_id: m.consent_id.map(|c| c.to_string()),
+            })
             .collect(),
         next_after,
     }))
@@ -727,9 +752,11 @@ pub async fn add_faceset_faces(
 ) -> Result<HttpResponse, ApiError> {
     let token = parse_set_token(&path)?;
     check_token_count(&body.face_tokens)?;
+    let body = body.into_inner();
+    let grant = consent::require_id(&state, &caller.tenant, body.consent_id.as_deref(), Purpose::FaceEnrolment).await?;
     let data = state.stores.tenant_data(&caller.tenant)?;
     let change = data
-        .add_faces(FaceSetRef::Token(token), body.into_inner().face_tokens, state.facesets.max_faces_per_set)
+        .add_faces(FaceSetRef::Token(token), body.face_tokens, state.facesets.max_faces_per_set, Some(grant.consent_id))
         .await?;
     Ok(membership_response(&state, data, caller.ctx.meta(), change))
 }
@@ -842,8 +869,9 @@ pub async fn enrol_face(
     let mut fields = Fields::read(&req, payload, state.form_limits).await?;
     reject_unknown(
         &fields,
-        &["image_file", "image_base64", "image_url", "user_id", "external_image_id", "multiple_faces"],
+        &["image_file", "image_base64", "image_url", "user_id", "external_image_id", "multiple_faces", consent::FIELD],
     )?;
+    let grant = consent::require(&state, &caller.tenant, &fields, Purpose::FaceEnrolment).await?;
     let user_id = fields.text("user_id").map(str::to_string).filter(|u| !u.is_empty());
     if let Some(user_id) = &user_id {
         check_user_id(user_id)?;
@@ -876,6 +904,7 @@ pub async fn enrol_face(
         return Err(ApiError::new(ErrorCode::NoFaceFound, "no usable face found in the image"));
     };
     record.user_id = user_id;
+    record.consent_id = Some(grant.consent_id);
     let enrolment = data.enrol_face(set, record, external, state.facesets.max_faces_per_set).await?;
     state.indexes.refresh_soon(data, enrolment.faceset.clone());
     Ok(HttpResponse::Ok().json(EnrolResponse {
@@ -981,14 +1010,16 @@ pub async fn search(
             "top_k",
             "min_confidence",
             "threshold",
+            consent::FIELD,
         ],
     )?;
+    let grant = consent::require(&state, &caller.tenant, &fields, Purpose::FaceSearch).await?;
     let top_k = fields.int("top_k", 1, 1..=MAX_NATIVE_TOP_K)? as usize;
     let floor = min_confidence(&fields)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
     let sets = sets_to_search(&data, &fields).await?;
     let not_found = |_: &str| ApiError::new(ErrorCode::FaceNotFound, "face token not found (unknown or expired)");
-    let query = search_query(&state, &caller.tenant, &mut fields, true, not_found).await?;
+    let query = search_query(&state, &caller.tenant, &mut fields, true, Some(&grant), not_found).await?;
     let mut results = match &query.embedding {
         Some(embedding) => search_sets(&state, &data, &sets, embedding, top_k).await?,
         None => Vec::new(),

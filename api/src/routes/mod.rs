@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod audit;
 pub mod billing;
+pub mod consents;
 pub mod export;
 pub mod facepp;
 pub mod facepp_ocr;
@@ -54,6 +55,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode, ErrorEnvelope};
         (name = "keys", description = "The tenant's API keys"),
         (name = "audit", description = "The tenant's audit log"),
         (name = "privacy", description = "Where the tenant's data is stored"),
+        (name = "consent", description = "Consent attestations, data subjects' rights and the data processing terms: every biometric call names a consent in `consent_id`"),
         (name = "usage", description = "The tenant's metered usage, its events and its monthly statement"),
         (name = "billing", description = "Stripe's webhook (signed by Stripe, no API key)"),
         (name = "admin", description = "Operator: tenants, their plans and their keys"),
@@ -152,7 +154,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(residency::resume_processing)
             .service(residency::get_retention)
             .service(residency::put_retention)
-            .service(export::export),
+            .service(export::export)
+            .service(consents::record_consent)
+            .service(consents::list_consents)
+            .service(consents::get_consent)
+            .service(consents::revoke_consent)
+            .service(consents::erase_subject)
+            .service(consents::restrict_subject_processing)
+            .service(consents::resume_subject_processing)
+            .service(consents::get_dpa)
+            .service(consents::accept_dpa)
+            .service(consents::get_consent_settings)
+            .service(consents::put_consent_settings),
     );
     cfg.service(
         scope::scope("/facepp/v3")
@@ -250,7 +263,11 @@ fn add_standard_errors(doc: &mut utoipa::openapi::OpenApi) {
             let biometric = crate::auth::BIOMETRIC.iter().any(|(_, route)| path == route);
             let mut forbidden = vec![ErrorCode::AuthorizationError];
             if biometric {
-                forbidden.push(ErrorCode::ProcessingRestricted);
+                forbidden.extend([
+                    ErrorCode::ProcessingRestricted,
+                    ErrorCode::DpaNotAccepted,
+                    ErrorCode::ConsentRequired,
+                ]);
             }
             if schemes.iter().any(|s| s == "api_key") {
                 forbidden.extend([ErrorCode::TenantSuspended, ErrorCode::TenantPendingDeletion]);

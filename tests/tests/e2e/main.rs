@@ -3,6 +3,7 @@
 mod audit_chain;
 mod billing;
 mod cli;
+mod consent;
 mod encryption;
 mod errors;
 mod export;

@@ -1,0 +1,3 @@
+ALTER TABLE tenants DROP COLUMN facepp_without_consent;
+ALTER TABLE tenants DROP COLUMN dpa_accepted_at;
+ALTER TABLE tenants DROP COLUMN dpa_version;
