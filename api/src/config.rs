@@ -72,6 +72,30 @@ pub struct Config {
     pub encryption: EncryptionConfig,
     #[serde(default)]
     pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+}
+
+/// Security alerts pushed to tenants' own endpoints (`PUT /v1/settings/alerts`).
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Accept `http://` endpoints (development only: alerts then travel unencrypted). Default false.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// How long the dispatcher waits after a round with nothing to send.
+    #[serde(default = "default_alert_poll_ms")]
+    pub poll_interval_ms: u64,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig { allow_http: false, poll_interval_ms: default_alert_poll_ms() }
+    }
+}
+
+fn default_alert_poll_ms() -> u64 {
+    1000
 }
 
 /// Tenant account deletion.

@@ -1,6 +1,7 @@
 //! Faceplate's HTTP API (actix-web) and the `faceplate` command line. Thin adapters over the store: handlers
 //! authenticate, parse, call the store and render; they hold no business rules of their own.
 
+pub mod alerts;
 pub mod auth;
 pub mod billing;
 pub mod cli;

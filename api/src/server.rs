@@ -43,6 +43,8 @@ pub struct Background {
     pub usage_reporter: Option<tokio::task::JoinHandle<()>>,
     /// Purges tenants whose deletion grace period is over.
     pub tenant_purger: tokio::task::JoinHandle<()>,
+    /// Delivers security alerts to tenants' endpoints.
+    pub alert_dispatcher: tokio::task::JoinHandle<()>,
 }
 
 impl Background {
@@ -51,6 +53,7 @@ impl Background {
         self.purger.abort();
         self.checkpointer.abort();
         self.tenant_purger.abort();
+        self.alert_dispatcher.abort();
         if let Some(reporter) = &self.usage_reporter {
             reporter.abort();
         }
@@ -111,6 +114,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         stripe_webhook: config.billing.stripe.as_ref().map(crate::billing::WebhookSettings::from_config),
         deletion_grace: chrono::Duration::days(i64::from(config.privacy.deletion_grace_days)),
         default_plan: config.limits.default_plan.clone(),
+        alerts: config.alerts.clone(),
     });
     resume_faceset_tasks(state.clone()).await;
     let checkpointer = spawn_index_checkpointer(
@@ -121,6 +125,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
     let purger = spawn_face_purger(stores.clone(), Duration::from_secs(config.faces.purge_interval_secs), ttl);
     let tenant_purger =
         spawn_tenant_purger(stores.clone(), indexes.clone(), Duration::from_secs(config.privacy.purge_interval_secs));
+    let alert_dispatcher = crate::alerts::spawn_dispatcher(stores.clone(), config.alerts.clone())?;
     let usage_reporter = match &config.billing.stripe {
         Some(stripe) => Some(crate::billing::spawn_usage_reporter(stores.clone(), stripe.clone(), metrics.billing())?),
         None => None,
@@ -155,7 +160,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         handle: run.handle(),
         run,
         stores,
-        background: Background { purger, checkpointer, indexes, usage_reporter, tenant_purger },
+        background: Background { purger, checkpointer, indexes, usage_reporter, tenant_purger, alert_dispatcher },
     })
 }
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub deletion_grace: chrono::Duration,
     /// The plan of new tenants when none is named.
     pub default_plan: String,
+    /// Security alerts to tenants' endpoints.
+    pub alerts: crate::config::AlertsConfig,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.
     pub operator_token_digest: Option<[u8; 32]>,
 }

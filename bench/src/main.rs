@@ -216,12 +216,13 @@ async fn run() -> Res<()> {
 
         eprintln!("[bench] (b) HTTP + auth + storage, {clients} client(s)");
         let (client, url, token) = (server.client.clone(), server.url("/v1/faces/detect"), server.token.clone());
+        let consent = server.consent.clone();
         let call: Call = Arc::new(move |photos: Arc<Photos>, i: usize| {
-            let (client, url, token) = (client.clone(), url.clone(), token.clone());
+            let (client, url, token, consent) = (client.clone(), url.clone(), token.clone(), consent.clone());
             Box::pin(async move {
                 let part = Part::bytes(photos[i].bytes.clone()).file_name(photos[i].name);
-                let response =
-                    client.post(url).bearer_auth(token).multipart(Form::new().part("image_file", part)).send().await?;
+                let form = Form::new().text("consent_id", consent).part("image_file", part);
+                let response = client.post(url).bearer_auth(token).multipart(form).send().await?;
                 let status = response.status();
                 let body: Value = response.json().await?;
                 if !status.is_success() {
@@ -350,6 +351,8 @@ struct Server {
     addr: std::net::SocketAddr,
     client: reqwest::Client,
     token: String,
+    /// The tenant's consent, named by every detection.
+    consent: String,
     /// Stops accepting, lets in-flight requests finish, stops the purger.
     stop: Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
 }
@@ -357,7 +360,7 @@ struct Server {
 impl Server {
     /// A server like `faceplate serve`, on a random port, with fresh stores (SQLite unless TEST_BACKEND says
     /// otherwise) and `workers` inference workers; then a tenant and a key with the `face` scope through the
-    /// operator API.
+    /// operator API, the tenant having accepted the DPA and recorded a consent.
     async fn start(scratch: &faceplate_tests::TestDatabases, models_dir: &Path, workers: usize) -> Res<Server> {
         let mut toml = format!(
             "data_dir = {:?}\ncontrol_database_url = {:?}\nserver_secret = {:?}\noperator_token = {:?}\n\
@@ -402,7 +405,8 @@ impl Server {
                 .json()
                 .await?;
         let token = key["token"].as_str().ok_or("no key token")?.to_string();
-        Ok(Server { addr, client, token, stop })
+        let consent = faceplate_tests::allow_biometrics(&client, &format!("http://{addr}"), &tenant).await;
+        Ok(Server { addr, client, token, consent, stop })
     }
 
     fn url(&self, path: &str) -> String {
@@ -418,7 +422,7 @@ impl Server {
                 .client
                 .post(self.url("/v1/faces/detect"))
                 .bearer_auth(&self.token)
-                .multipart(Form::new().part("image_file", part))
+                .multipart(Form::new().text("consent_id", self.consent.clone()).part("image_file", part))
                 .send()
                 .await?
                 .error_for_status()?

@@ -113,6 +113,7 @@ pub(crate) fn append(
             row.seq = Some(seq);
             row.prev_hash = Some(prev);
             diesel::insert_into(audit_events::table).values(&row).execute(c)?;
+            crate::alerts::enqueue_in(c, &row)?;
             Ok(())
         });
         match attempt {

@@ -455,7 +455,7 @@ impl TenantData {
                     if row.revoked_at.is_some() {
                         return Err(StoreError::Conflict(format!("consent {key} is already revoked")));
                     }
-                    revoke_in(c, &tenant, &row.subject_ref, &[key.clone()], ttl)
+                    revoke_in(c, &tenant, &row.subject_ref, std::slice::from_ref(&key), ttl)
                 })
             })
             .await?;
@@ -548,7 +548,7 @@ impl TenantData {
                 let faces: Vec<String> = faces::table
                     .filter(faces::tenant_id.eq(&tenant))
                     .filter(faces::token.eq_any(&tokens))
-                    .filter(faces::consent_id.eq_any(under_restricted.clone()))
+                    .filter(faces::consent_id.eq_any(under_restricted))
                     .select(faces::token)
                     .load(c)?;
                 let members: Vec<String> = faceset_faces::table

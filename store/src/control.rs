@@ -634,6 +634,7 @@ pub fn expiry_after(seconds: i64) -> DateTime<Utc> {
 pub(crate) fn delete_tenant_rows(c: &mut crate::db::AnyConnection, id: &str) -> StoreResult<usize> {
     diesel::delete(api_keys::table.filter(api_keys::tenant_id.eq(id))).execute(c)?;
     crate::billing::delete_tenant_billing(c, id)?;
+    crate::alerts::delete_endpoint(c, id)?;
     crate::audit::delete_head(c, id)?;
     crate::crypto::delete_tenant_keys(c, id)?;
     Ok(diesel::delete(tenants::table.find(id)).execute(c)?)

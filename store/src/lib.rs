@@ -7,6 +7,7 @@
 //!
 //! This crate knows nothing of HTTP.
 
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod consents;

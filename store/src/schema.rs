@@ -129,6 +129,16 @@ pub mod control {
     }
 
     diesel::table! {
+        alert_endpoints (tenant_id) {
+            tenant_id -> Text,
+            url -> Text,
+            secret -> Text,
+            created_at -> BigInt,
+            updated_at -> BigInt,
+        }
+    }
+
+    diesel::table! {
         stripe_webhook_events (id) {
             id -> Text,
             #[sql_name = "type"]
@@ -230,6 +240,18 @@ pub mod region {
     }
 
     diesel::table! {
+        alert_outbox (id) {
+            id -> Text,
+            tenant_id -> Text,
+            payload -> Text,
+            created_at -> BigInt,
+            attempts -> Integer,
+            next_attempt_at -> BigInt,
+            last_error -> Nullable<Text>,
+        }
+    }
+
+    diesel::table! {
         restricted_subjects (tenant_id, subject_ref) {
             tenant_id -> Text,
             subject_ref -> Text,
@@ -314,7 +336,8 @@ pub mod region {
         usage_hourly,
         billing_outbox,
         consents,
-        restricted_subjects
+        restricted_subjects,
+        alert_outbox
     );
 
     /// The primary-key columns of each of [`TENANT_TABLES`] (in the same order), for purging in batches.
@@ -330,6 +353,7 @@ pub mod region {
         "event_id",
         "id",
         "subject_ref",
+        "id",
     ];
 
     /// Every region table, for whole-tenant operations (purge, residency scans).
@@ -345,5 +369,6 @@ pub mod region {
         "billing_outbox",
         "consents",
         "restricted_subjects",
+        "alert_outbox",
     ];
 }

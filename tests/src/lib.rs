@@ -420,7 +420,8 @@ pub async fn allow_biometrics(client: &reqwest::Client, base: &str, tenant_id: &
     let token = read(key).await.expect(201).body["token"].as_str().expect("token").to_string();
     let dpa = read(client.get(format!("{base}/v1/dpa")).bearer_auth(&token).send().await.expect("sent")).await;
     let version = dpa.expect(200).body["current_version"].as_str().expect("DPA version").to_string();
-    let accept = client.post(format!("{base}/v1/dpa/acceptance")).bearer_auth(&token).json(&json!({"version": version}));
+    let accept =
+        client.post(format!("{base}/v1/dpa/acceptance")).bearer_auth(&token).json(&json!({"version": version}));
     read(accept.send().await.expect("sent")).await.expect(200);
     let consent = client
         .post(format!("{base}/v1/consents"))

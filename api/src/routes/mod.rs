@@ -1,6 +1,7 @@
 //! Routes and the OpenAPI document, built from the same handler list so they cannot drift apart.
 
 pub mod admin;
+pub mod alerts;
 pub mod audit;
 pub mod billing;
 pub mod consents;
@@ -165,7 +166,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(consents::get_dpa)
             .service(consents::accept_dpa)
             .service(consents::get_consent_settings)
-            .service(consents::put_consent_settings),
+            .service(consents::put_consent_settings)
+            .service(alerts::get_alert_endpoint)
+            .service(alerts::put_alert_endpoint)
+            .service(alerts::delete_alert_endpoint),
     );
     cfg.service(
         scope::scope("/facepp/v3")

@@ -193,6 +193,7 @@ async fn run() -> Res<bool> {
     )
     .await?;
     let tenant_id = tenant["tenant"]["id"].as_str().ok_or("tenant id")?.to_string();
+    let consent = faceplate_tests::allow_biometrics(&client, &base, &tenant_id).await;
     let key = json_of(
         client
             .post(format!("{base}/admin/v1/tenants/{tenant_id}/keys"))
@@ -209,13 +210,13 @@ async fn run() -> Res<bool> {
         client
             .post(format!("{base}/v1/faces/detect"))
             .bearer_auth(&token)
-            .json(&json!({"image_base64": image}))
+            .json(&json!({"image_base64": image, "consent_id": consent}))
             .send()
             .await?,
     )
     .await?;
     let face = detected["faces"][0]["face_token"].as_str().ok_or("no face")?.to_string();
-    let body = json!({"face_token1": face, "face_token2": face});
+    let body = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
 
     // The load: clients in closed loops until the end.
     let seen = Arc::new(Mutex::new(Seen::default()));

@@ -61,8 +61,9 @@ async fn main() {
 }
 
 /// A tenant on a plan roomy enough that no limit or quota refuses the benchmark's load, so both servers do the
-/// same work and only the bookkeeping differs. Returns (token, face token).
-async fn prepare(app: &TestApp) -> Res<(String, String)> {
+/// same work and only the bookkeeping differs; it has accepted the DPA and recorded a consent. Returns (token,
+/// the body of a comparison of one face token with itself, naming the consent).
+async fn prepare(app: &TestApp) -> Res<(String, Value)> {
     let products: serde_json::Map<String, Value> = Product::ALL
         .iter()
         .map(|p| (p.as_str().to_string(), json!({"included_units": 0, "monthly_cap": null, "unit_price_micros": 1000})))
@@ -72,12 +73,14 @@ async fn prepare(app: &TestApp) -> Res<(String, String)> {
     app.call(reqwest::Method::PUT, "/admin/v1/plans/bench", Some(OPERATOR_TOKEN), Some(plan)).await.expect(200);
     let tenant = app.post("/admin/v1/tenants", OPERATOR_TOKEN, json!({"name": "bench", "plan": "bench"})).await;
     let tenant = tenant.expect(201).body["tenant"]["id"].as_str().ok_or("tenant id")?.to_string();
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
     use base64::Engine as _;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let detected = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200);
+    let detect = json!({"image_base64": image, "consent_id": consent});
+    let detected = app.post("/v1/faces/detect", &token, detect).await.expect(200);
     let face = detected.body["faces"][0]["face_token"].as_str().ok_or("no face")?.to_string();
-    Ok((token, face))
+    Ok((token, json!({"face_token1": face, "face_token2": face, "consent_id": consent})))
 }
 
 #[derive(Clone, Copy)]
@@ -90,7 +93,7 @@ enum Call {
 async fn closed_loop(
     app: &TestApp,
     token: &str,
-    face: &str,
+    compare: &Value,
     call: Call,
     requests: usize,
     concurrency: usize,
@@ -101,7 +104,7 @@ async fn closed_loop(
     for _ in 0..concurrency {
         let next = next.clone();
         let (client, url_compare, url_me) = (app.client.clone(), app.url("/v1/faces/compare"), app.url("/v1/me"));
-        let body = json!({"face_token1": face, "face_token2": face});
+        let body = compare.clone();
         let token = token.to_string();
         workers.push(async move {
             while next.fetch_add(1, Ordering::Relaxed) < requests {
@@ -132,8 +135,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn overhead(args: &Args) -> Res<()> {
     let on = TestApp::spawn_on(Backend::Sqlite, "").await;
     let off = TestApp::spawn_on(Backend::Sqlite, "[limits]\nenabled = false\n[metering]\nenabled = false\n").await;
-    let (on_token, on_face) = prepare(&on).await?;
-    let (off_token, off_face) = prepare(&off).await?;
+    let (on_token, on_compare) = prepare(&on).await?;
+    let (off_token, off_compare) = prepare(&off).await?;
     println!(
         "## Overhead: limits + quotas + metering on vs off (SQLite, {} requests a round, median of {} rounds)\n",
         args.requests, args.rounds
@@ -143,12 +146,12 @@ async fn overhead(args: &Args) -> Res<()> {
     for &concurrency in &args.concurrency {
         for (name, call) in [("POST /v1/faces/compare (billable)", Call::Compare), ("GET /v1/me", Call::Me)] {
             // Warm both (connections, caches), then alternate so drift on a noisy machine hits both alike.
-            closed_loop(&on, &on_token, &on_face, call, args.requests / 4, concurrency).await?;
-            closed_loop(&off, &off_token, &off_face, call, args.requests / 4, concurrency).await?;
+            closed_loop(&on, &on_token, &on_compare, call, args.requests / 4, concurrency).await?;
+            closed_loop(&off, &off_token, &off_compare, call, args.requests / 4, concurrency).await?;
             let (mut with, mut without) = (Vec::new(), Vec::new());
             for _ in 0..args.rounds {
-                with.push(closed_loop(&on, &on_token, &on_face, call, args.requests, concurrency).await?);
-                without.push(closed_loop(&off, &off_token, &off_face, call, args.requests, concurrency).await?);
+                with.push(closed_loop(&on, &on_token, &on_compare, call, args.requests, concurrency).await?);
+                without.push(closed_loop(&off, &off_token, &off_compare, call, args.requests, concurrency).await?);
             }
             let (with, without) = (median(with), median(without));
             println!("| {name} | {concurrency} | {with:.0} | {without:.0} | {:.2} |", with / without);

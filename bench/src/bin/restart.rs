@@ -54,6 +54,7 @@ fn record(embedding: Vec<f32>) -> FaceRecord {
         created_at: now,
         expires_at: Some(now + chrono::Duration::hours(1)),
         user_id: None,
+        consent_id: None,
     }
 }
 
@@ -67,7 +68,7 @@ async fn load(stores: &Stores, tenant: &str, set: &str, n: usize, rng: &mut Lcg)
         let batch: Vec<FaceRecord> = (0..BATCH.min(n - done)).map(|_| record(rng.unit_vector())).collect();
         let tokens = batch.iter().map(|r| r.token.to_string()).collect();
         data.insert_faces(batch).await?;
-        let change = data.add_faces(set.clone(), tokens, i64::MAX).await?;
+        let change = data.add_faces(set.clone(), tokens, i64::MAX, None).await?;
         done += change.changed;
         eprint!("\r  loaded {done}/{n} faces");
     }
@@ -75,13 +76,13 @@ async fn load(stores: &Stores, tenant: &str, set: &str, n: usize, rng: &mut Lcg)
     Ok(())
 }
 
-async fn search(app: &TestApp, key: &str, set: &str, query: &[f32]) -> Res<f64> {
+async fn search(app: &TestApp, key: &str, consent: &str, set: &str, query: &[f32]) -> Res<f64> {
     let started = Instant::now();
     let resp = app
         .client
         .post(app.url("/v1/facesets/search"))
         .bearer_auth(key)
-        .json(&json!({"faceset_tokens": [set], "embedding": query, "top_k": 5}))
+        .json(&json!({"faceset_tokens": [set], "embedding": query, "top_k": 5, "consent_id": consent}))
         .send()
         .await?;
     if !resp.status().is_success() {
@@ -107,6 +108,7 @@ async fn main() -> Res<()> {
     let mut rng = Lcg(7);
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("bench", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, key) = app.create_key(&tenant, &["face"]).await;
     let config = faceplate_api::config::Config::load(Some(&app.config_path))?;
     let (stores, _) = Stores::open(&config.stores()?, SERVER_SECRET.as_bytes()).await?;
@@ -119,11 +121,11 @@ async fn main() -> Res<()> {
     let load_secs = started.elapsed().as_secs_f64();
     let query = rng.unit_vector();
 
-    let cold = search(&app, &key, &set, &query).await?;
+    let cold = search(&app, &key, &consent, &set, &query).await?;
     // Warm: the median of 21 searches with other queries.
     let mut warm_times = Vec::new();
     for _ in 0..21 {
-        warm_times.push(search(&app, &key, &set, &rng.unit_vector()).await?);
+        warm_times.push(search(&app, &key, &consent, &set, &rng.unit_vector()).await?);
     }
     warm_times.sort_by(f64::total_cmp);
     let warm = warm_times[warm_times.len() / 2];
@@ -131,10 +133,10 @@ async fn main() -> Res<()> {
     let snapshot_bytes: u64 = std::fs::read_dir(app.index_dir().join(&tenant))
         .map(|d| d.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0);
-    let after_restart = search(&app, &key, &set, &query).await?;
+    let after_restart = search(&app, &key, &consent, &set, &query).await?;
     load(&stores, &tenant, &set, 1000, &mut rng).await?;
     let app = app.crash_and_restart().await;
-    let after_crash = search(&app, &key, &set, &query).await?;
+    let after_crash = search(&app, &key, &consent, &set, &query).await?;
     let _ = OPERATOR_TOKEN;
 
     println!("FaceSet of {faces} faces, {:?}; loading the store took {load_secs:.0} s", faceplate_tests::backend());

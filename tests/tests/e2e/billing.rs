@@ -23,8 +23,8 @@ async fn billed_app(stripe: &StripeFake) -> TestApp {
     app
 }
 
-/// A pay-as-you-go tenant with a face+admin key: (tenant id, token).
-async fn tenant(app: &TestApp, name: &str) -> (String, String) {
+/// A pay-as-you-go tenant, ready for biometric calls, with a face+admin key: (tenant id, token, consent id).
+async fn tenant(app: &TestApp, name: &str) -> (String, String, String) {
     let body = json!({"name": name, "plan": "pay_as_you_go"});
     let id = app.post("/admin/v1/tenants", OPERATOR_TOKEN, body).await.expect(201).body["tenant"]["id"]
         .as_str()
@@ -38,17 +38,20 @@ async fn tenant(app: &TestApp, name: &str) -> (String, String) {
         )
         .await
         .expect(201);
-    (id, key.body["token"].as_str().unwrap().to_string())
+    let consent = app.allow_biometrics(&id).await;
+    (id, key.body["token"].as_str().unwrap().to_string(), consent)
 }
 
-async fn detect(app: &TestApp, token: &str) -> String {
+async fn detect(app: &TestApp, token: &str, consent: &str) -> String {
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let body = app.post("/v1/faces/detect", token, json!({"image_base64": image})).await.expect(200).body;
+    let body = json!({"image_base64": image, "consent_id": consent});
+    let body = app.post("/v1/faces/detect", token, body).await.expect(200).body;
     body["faces"][0]["face_token"].as_str().unwrap().to_string()
 }
 
-async fn compare(app: &TestApp, token: &str, face: &str) {
-    app.post("/v1/faces/compare", token, json!({"face_token1": face, "face_token2": face})).await.expect(200);
+async fn compare(app: &TestApp, token: &str, consent: &str, face: &str) {
+    let body = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
+    app.post("/v1/faces/compare", token, body).await.expect(200);
 }
 
 async fn billing(app: &TestApp, tenant: &str) -> Value {
@@ -91,10 +94,10 @@ async fn meter_events(stripe: &StripeFake, customer: &str) -> (BTreeSet<String>,
 async fn usage_reaches_stripe_exactly_once_through_an_outage() {
     let mut stripe = StripeFake::start().await;
     let app = billed_app(&stripe).await;
-    let (tenant_id, token) = tenant(&app, "metered").await;
-    let face = detect(&app, &token).await;
+    let (tenant_id, token, consent) = tenant(&app, "metered").await;
+    let face = detect(&app, &token, &consent).await;
     for _ in 0..5 {
-        compare(&app, &token, &face).await;
+        compare(&app, &token, &consent, &face).await;
     }
 
     // The first report opens the tenant's customer and subscription, then sends the six events.
@@ -120,7 +123,7 @@ async fn usage_reaches_stripe_exactly_once_through_an_outage() {
     // Stripe goes down: answers are still served and counted, and the events wait in the outbox.
     stripe.stop();
     for _ in 0..4 {
-        compare(&app, &token, &face).await;
+        compare(&app, &token, &consent, &face).await;
     }
     let view = wait_billing(&app, &tenant_id, "sends fail and are kept", |b| {
         b["unreported_events"] == 4 && b["max_attempts"].as_i64().unwrap() >= 2
@@ -162,8 +165,8 @@ fn subscription_event(id: &str, created: i64, customer: &str, status: &str) -> S
 async fn webhooks_must_be_signed_and_apply_once_in_order() {
     let stripe = StripeFake::start().await;
     let app = billed_app(&stripe).await;
-    let (tenant_id, token) = tenant(&app, "hooks").await;
-    detect(&app, &token).await;
+    let (tenant_id, token, consent) = tenant(&app, "hooks").await;
+    detect(&app, &token, &consent).await;
     // Let the fake's own webhooks for the new subscription arrive first; ours are dated after them.
     let view = wait_billing(&app, &tenant_id, "account opened", |b| b["subscription_status"] == "active").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -217,8 +220,8 @@ async fn webhooks_must_be_signed_and_apply_once_in_order() {
 #[tokio::test]
 async fn without_stripe_the_ledger_is_the_bill_and_webhooks_are_refused() {
     let app = TestApp::spawn().await;
-    let (tenant_id, token) = tenant(&app, "ledger").await;
-    detect(&app, &token).await;
+    let (tenant_id, token, consent) = tenant(&app, "ledger").await;
+    detect(&app, &token, &consent).await;
     let view = billing(&app, &tenant_id).await;
     assert_eq!((view["provider"].as_str(), view["unreported_events"].as_i64()), (Some("ledger"), Some(0)));
     assert!(view["stripe_customer_id"].is_null());

@@ -58,9 +58,11 @@ fn contains_any_window(haystack: &[u8], needle: &[u8]) -> bool {
 async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let detected = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body;
+    let detect = json!({"image_base64": image, "consent_id": consent});
+    let detected = app.post("/v1/faces/detect", &token, detect).await.expect(200).body;
     let face = detected["faces"][0]["face_token"].as_str().unwrap().to_string();
 
     // Stored: ciphertext of version 1, with no 16-byte run of the plaintext in it.
@@ -73,7 +75,7 @@ async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys
     assert_eq!(tenant_keys(&app, &tenant), 1);
 
     // Everything that reads templates still works: compare, and a FaceSet search (its index loads them).
-    let compare = json!({"face_token1": face, "face_token2": face});
+    let compare = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
     let same = app.post("/v1/faces/compare", &token, compare.clone()).await.expect(200).body;
     assert!(same["confidence"].as_f64().unwrap() > 90.0, "{same}");
     let set = app.post("/v1/facesets", &token, json!({"outer_id": "crew"})).await.expect(201).body["faceset"]
@@ -81,8 +83,9 @@ async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys
         .as_str()
         .unwrap()
         .to_string();
-    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [face]})).await.expect(200);
-    let search = json!({"faceset_tokens": [set], "face_token": face});
+    let add = json!({"face_tokens": [face], "consent_id": consent});
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, add).await.expect(200);
+    let search = json!({"faceset_tokens": [set], "face_token": face, "consent_id": consent});
     let found = app.post("/v1/facesets/search", &token, search.clone()).await.expect(200).body;
     assert_eq!(found["results"][0]["face_token"], face.as_str(), "{found}");
 
@@ -142,9 +145,11 @@ async fn templates_are_ciphertext_at_rest_and_rotation_and_deletion_destroy_keys
 async fn templates_stored_before_encryption_are_encrypted_on_the_next_start() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("legacy", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let detected = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body;
+    let detect = json!({"image_base64": image, "consent_id": consent});
+    let detected = app.post("/v1/faces/detect", &token, detect).await.expect(200).body;
     let face = detected["faces"][0]["face_token"].as_str().unwrap().to_string();
     let plain = plaintext(&app, &tenant, &face).await;
     // As an older version stored it: plaintext, no key version.
@@ -159,7 +164,7 @@ async fn templates_stored_before_encryption_are_encrypted_on_the_next_start() {
     let row = stored(&app, &face);
     assert_eq!(row.key_version, Some(1));
     assert!(!contains_any_window(&row.embedding, &plain));
-    let compare = json!({"face_token1": face, "face_token2": face});
+    let compare = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
     assert!(
         app.post("/v1/faces/compare", &token, compare).await.expect(200).body["confidence"].as_f64().unwrap() > 90.0
     );

@@ -11,22 +11,27 @@ async fn export_streams_everything_the_tenant_holds_and_nothing_else() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
     let other = app.create_tenant("globex", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
+    let other_consent = app.allow_biometrics(&other).await;
     let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
     let (_, face_only) = app.create_key(&tenant, &["face"]).await;
     let (_, other_token) = app.create_key(&other, &["face"]).await;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let face = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body["faces"][0]
-        ["face_token"]
+    let detect = json!({"image_base64": image, "consent_id": consent});
+    let face = app.post("/v1/faces/detect", &token, detect).await.expect(200).body["faces"][0]["face_token"]
         .as_str()
         .unwrap()
         .to_string();
-    app.post("/v1/faces/detect", &other_token, json!({"image_base64": image})).await.expect(200);
+    app.post("/v1/faces/detect", &other_token, json!({"image_base64": image, "consent_id": other_consent}))
+        .await
+        .expect(200);
     let set = app.post("/v1/facesets", &token, json!({"outer_id": "crew"})).await.expect(201).body["faceset"]
         ["faceset_token"]
         .as_str()
         .unwrap()
         .to_string();
-    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [face]})).await.expect(200);
+    let add = json!({"face_tokens": [face], "consent_id": consent});
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, add).await.expect(200);
 
     assert_eq!(app.get("/v1/export", &face_only).await.expect(403).error_code(), "AUTHORIZATION_ERROR");
     let response = app.client.get(app.url("/v1/export")).bearer_auth(&token).send().await.unwrap();
@@ -45,7 +50,8 @@ async fn export_streams_everything_the_tenant_holds_and_nothing_else() {
     for (kind, n) in end["data"]["counts"].as_object().unwrap() {
         assert_eq!(kinds.get(kind).copied().unwrap_or(0) as u64, n.as_u64().unwrap(), "{kind}");
     }
-    assert_eq!((kinds["key"], kinds["face"], kinds["faceset"], kinds["faceset_member"]), (2, 1, 1, 1));
+    // Three keys: the two above and the one `allow_biometrics` accepted the DPA and recorded the consent with.
+    assert_eq!((kinds["key"], kinds["face"], kinds["faceset"], kinds["faceset_member"]), (3, 1, 1, 1));
     assert!(kinds["audit_event"] >= 3 && kinds["usage_event"] >= 1, "{kinds:?}");
 
     // The face comes with its embedding (decrypted: the tenant's own data), and no secret leaves.
@@ -80,8 +86,9 @@ async fn a_restriction_of_processing_stops_biometric_operations_and_keeps_the_da
         .body;
     let token = created["token"].as_str().unwrap().to_string();
     let (api_key, api_secret) = (created["api_key"].as_str().unwrap(), created["api_secret"].as_str().unwrap());
+    let consent = app.allow_biometrics(&tenant).await;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let detect = json!({"image_base64": image});
+    let detect = json!({"image_base64": image, "consent_id": consent});
     let face = app.post("/v1/faces/detect", &token, detect.clone()).await.expect(200).body["faces"][0]["face_token"]
         .as_str()
         .unwrap()
@@ -93,7 +100,7 @@ async fn a_restriction_of_processing_stops_biometric_operations_and_keeps_the_da
         app.post("/v1/faces/detect", &token, detect.clone()).await.expect(403).error_code(),
         "PROCESSING_RESTRICTED"
     );
-    let compare = json!({"face_token1": face, "face_token2": face});
+    let compare = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
     assert_eq!(
         app.post("/v1/faces/compare", &token, compare.clone()).await.expect(403).error_code(),
         "PROCESSING_RESTRICTED"
@@ -101,7 +108,12 @@ async fn a_restriction_of_processing_stops_biometric_operations_and_keeps_the_da
     let facepp = app
         .client
         .post(app.url("/facepp/v3/detect"))
-        .form(&[("api_key", api_key), ("api_secret", api_secret), ("image_base64", image.as_str())])
+        .form(&[
+            ("api_key", api_key),
+            ("api_secret", api_secret),
+            ("image_base64", image.as_str()),
+            ("consent_id", consent.as_str()),
+        ])
         .send()
         .await
         .unwrap();
@@ -125,6 +137,7 @@ async fn retention_settings_shorten_token_life_and_purge_old_templates_everywher
     use diesel::RunQueryDsl;
     let app = TestApp::spawn_with(&["local"], "[faces]\npurge_interval_secs = 1\n").await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
     let defaults = app.get("/v1/settings/retention", &token).await.expect(200).body;
     assert_eq!(
@@ -151,8 +164,8 @@ async fn retention_settings_shorten_token_life_and_purge_old_templates_everywher
 
     // A new face token lives 2 hours, not the server's 72.
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let face = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await.expect(200).body["faces"][0]
-        ["face_token"]
+    let detect = json!({"image_base64": image, "consent_id": consent});
+    let face = app.post("/v1/faces/detect", &token, detect).await.expect(200).body["faces"][0]["face_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -173,7 +186,8 @@ async fn retention_settings_shorten_token_life_and_purge_old_templates_everywher
         .as_str()
         .unwrap()
         .to_string();
-    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [face]})).await.expect(200);
+    let add = json!({"face_tokens": [face], "consent_id": consent});
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, add).await.expect(200);
     diesel::sql_query("UPDATE faces SET created_at = created_at - 2 * 86400000 WHERE token = $1")
         .bind::<diesel::sql_types::Text, _>(&face)
         .execute(&mut app.dbs.region_connection("local"))

@@ -6,9 +6,14 @@ use std::path::PathBuf;
 use faceplate_tests::{OPERATOR_TOKEN, TestApp};
 use serde_json::{Value, json};
 
-/// A tenant with a `face` key: (api_key, api_secret).
+/// A tenant with a `face` key: (api_key, api_secret). The tenant has accepted the DPA and recorded a consent,
+/// and lets Face++ calls through without a `consent_id` (the unchanged client cannot send one).
 async fn facepp_key(app: &TestApp) -> (String, String) {
     let tenant = app.create_tenant("acme", None).await;
+    app.allow_biometrics(&tenant).await;
+    let (_, admin) = app.create_key(&tenant, &["admin"]).await;
+    let setting = json!({"facepp_without_consent": "allow"});
+    app.call(reqwest::Method::PUT, "/v1/settings/consent", Some(&admin), Some(setting)).await.expect(200);
     let key = app
         .post(&format!("/admin/v1/tenants/{tenant}/keys"), OPERATOR_TOKEN, json!({"name": "py", "scopes": ["face"]}))
         .await

@@ -13,8 +13,14 @@ fn upload(name: &str, field: &str, form: Form) -> Form {
     form.part(field.to_string(), Part::bytes(test_image(name)).file_name(name.to_string()))
 }
 
-async fn detect(app: &TestApp, token: &str, name: &str) -> Value {
-    let form = upload(name, "image_file", Form::new());
+/// `body` with the tenant's consent id added (every biometric call names the consent it relies on).
+fn with_consent(mut body: Value, consent: &str) -> Value {
+    body["consent_id"] = json!(consent);
+    body
+}
+
+async fn detect(app: &TestApp, token: &str, consent: &str, name: &str) -> Value {
+    let form = upload(name, "image_file", Form::new().text("consent_id", consent.to_string()));
     let resp = app.client.post(app.url("/v1/faces/detect")).bearer_auth(token).multipart(form).send().await.unwrap();
     read(resp).await.expect(200).body
 }
@@ -23,9 +29,10 @@ async fn detect(app: &TestApp, token: &str, name: &str) -> Value {
 async fn detect_finds_the_astronaut_and_stores_a_token_in_the_home_region() {
     let app = TestApp::spawn_with(&["eu", "us"], "").await;
     let tenant = app.create_tenant("acme", Some("us")).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
 
-    let body = detect(&app, &token, "astronaut.png").await;
+    let body = detect(&app, &token, &consent, "astronaut.png").await;
     assert_eq!(body["face_num"], 1);
     let face = &body["faces"][0];
     let rect = &face["face_rectangle"];
@@ -48,10 +55,12 @@ async fn detect_finds_the_astronaut_and_stores_a_token_in_the_home_region() {
     assert_eq!(app.dbs.tenant_rows_in_region("eu", &tenant), 0);
 
     // Base64 JSON works the same; an image without a face is a result, not an error.
-    let resp = app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&test_image("astronaut.png"))})).await;
+    let astronaut = json!({"image_base64": b64(&test_image("astronaut.png")), "consent_id": consent});
+    let resp = app.post("/v1/faces/detect", &token, astronaut).await;
     assert_eq!(resp.expect(200).body["face_num"], 1);
     let blank = png(200, 200);
-    let resp = app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&blank)})).await.expect(200);
+    let resp = app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&blank), "consent_id": consent})).await;
+    let resp = resp.expect(200);
     assert_eq!((resp.body["face_num"].clone(), resp.body["faces"].clone()), (json!(0), json!([])));
 }
 
@@ -59,16 +68,17 @@ async fn detect_finds_the_astronaut_and_stores_a_token_in_the_home_region() {
 async fn compare_separates_the_same_person_from_another() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
     let mut tokens = Vec::new();
     for name in ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg"] {
-        let body = detect(&app, &token, name).await;
+        let body = detect(&app, &token, &consent, name).await;
         assert_eq!(body["face_num"], 1, "{name}");
         tokens.push(body["faces"][0]["face_token"].as_str().unwrap().to_string());
     }
-    let (app_ref, token_ref, tokens_ref) = (&app, &token, &tokens);
+    let (app_ref, token_ref, tokens_ref, consent_ref) = (&app, &token, &tokens, &consent);
     let compare = |a: usize, b: usize| {
-        let body = json!({"face_token1": tokens_ref[a], "face_token2": tokens_ref[b]});
+        let body = json!({"face_token1": tokens_ref[a], "face_token2": tokens_ref[b], "consent_id": consent_ref});
         async move { app_ref.post("/v1/faces/compare", token_ref, body).await.expect(200).body }
     };
     for (a, b) in [(0, 1), (0, 2), (1, 2)] {
@@ -82,14 +92,19 @@ async fn compare_separates_the_same_person_from_another() {
         assert!(confidence < body["thresholds"]["1e-3"].as_f64().unwrap(), "obama {a} vs biden: {body}");
     }
     // A token and an image mix freely; the image's faces get tokens of their own.
-    let form = upload("obama2.jpg", "image_file2", Form::new().text("face_token1", tokens[0].clone()));
+    let form = Form::new().text("face_token1", tokens[0].clone()).text("consent_id", consent.clone());
+    let form = upload("obama2.jpg", "image_file2", form);
     let resp = app.client.post(app.url("/v1/faces/compare")).bearer_auth(&token).multipart(form).send().await.unwrap();
     let body = read(resp).await.expect(200).body;
     assert!(body["confidence"].as_f64().unwrap() > 70.0, "{body}");
     assert_eq!(body["faces2"][0]["face_token"].as_str().unwrap().len(), 32);
     // A side without a face: no confidence, not an error.
     let body = app
-        .post("/v1/faces/compare", &token, json!({"face_token1": tokens[0], "image_base64_2": b64(&png(100, 100))}))
+        .post(
+            "/v1/faces/compare",
+            &token,
+            json!({"face_token1": tokens[0], "image_base64_2": b64(&png(100, 100)), "consent_id": consent}),
+        )
         .await;
     assert!(body.expect(200).body["confidence"].is_null());
 }
@@ -98,6 +113,7 @@ async fn compare_separates_the_same_person_from_another() {
 async fn facepp_clients_work_by_changing_the_base_url() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let created = app
         .post(
             &format!("/admin/v1/tenants/{tenant}/keys"),
@@ -115,6 +131,7 @@ async fn facepp_clients_work_by_changing_the_base_url() {
         ("api_secret", api_secret),
         ("image_base64", &b64(&test_image("astronaut.png"))),
         ("return_attributes", "headpose"),
+        ("consent_id", &consent),
     ];
     let resp = app.client.post(app.url("/facepp/v3/detect")).form(&form).send().await.unwrap();
     let body = read(resp).await.expect(200).body;
@@ -126,6 +143,7 @@ async fn facepp_clients_work_by_changing_the_base_url() {
 
     // compare, multipart with two Obama photos.
     let form = Form::new().text("api_key", api_key.to_string()).text("api_secret", api_secret.to_string());
+    let form = form.text("consent_id", consent.clone());
     let form = upload("obama2.jpg", "image_file2", upload("obama.jpg", "image_file1", form));
     let resp = app.client.post(app.url("/facepp/v3/compare")).multipart(form).send().await.unwrap();
     let body = read(resp).await.expect(200).body;
@@ -157,7 +175,8 @@ async fn facepp_clients_work_by_changing_the_base_url() {
     let wrong = vec![("api_key", api_key.to_string()), ("api_secret", "wrong".into())];
     let resp = read(app.client.post(app.url("/facepp/v3/detect")).form(&wrong).send().await.unwrap()).await.expect(401);
     assert_eq!(resp.error_code(), "AUTHENTICATION_ERROR");
-    expect_error(auth(vec![]), "/facepp/v3/detect", 400, "MISSING_ARGUMENTS: image_file").await;
+    let consented = ("consent_id", consent.clone());
+    expect_error(auth(vec![consented.clone()]), "/facepp/v3/detect", 400, "MISSING_ARGUMENTS: image_file").await;
     expect_error(
         auth(vec![("face_token", "0".repeat(32))]),
         "/facepp/v3/face/getdetail",
@@ -166,7 +185,11 @@ async fn facepp_clients_work_by_changing_the_base_url() {
     )
     .await;
     expect_error(
-        auth(vec![("image_base64", b64(&test_image("astronaut.png"))), ("return_landmark", "1".into())]),
+        auth(vec![
+            ("image_base64", b64(&test_image("astronaut.png"))),
+            ("return_landmark", "1".into()),
+            consented.clone(),
+        ]),
         "/facepp/v3/detect",
         400,
         "BAD_ARGUMENTS: return_landmark",
@@ -178,6 +201,7 @@ async fn facepp_clients_work_by_changing_the_base_url() {
             .form(&auth(vec![
                 ("image_base64", b64(&test_image("astronaut.png"))),
                 ("return_attributes", "gender,age".into()),
+                consented,
             ]))
             .send()
             .await
@@ -192,9 +216,10 @@ async fn facepp_clients_work_by_changing_the_base_url() {
 async fn bad_images_and_arguments_get_clear_errors() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
     let (_, ocr_only) = app.create_key(&tenant, &["ocr"]).await;
-    let post = |body: Value| app.post("/v1/faces/detect", &token, body);
+    let post = |body: Value| app.post("/v1/faces/detect", &token, with_consent(body, &consent));
 
     assert_eq!(post(json!({})).await.expect(400).error_code(), "MISSING_ARGUMENTS");
     assert_eq!(
@@ -211,7 +236,9 @@ async fn bad_images_and_arguments_get_clear_errors() {
 
     // Over 2 MB: refused while uploading, as multipart and as base64.
     let big = vec![0u8; 2 * 1024 * 1024 + 1];
-    let form = Form::new().part("image_file", Part::bytes(big.clone()).file_name("big.jpg"));
+    let form = Form::new()
+        .text("consent_id", consent.clone())
+        .part("image_file", Part::bytes(big.clone()).file_name("big.jpg"));
     let resp =
         read(app.client.post(app.url("/v1/faces/detect")).bearer_auth(&token).multipart(form).send().await.unwrap())
             .await;
@@ -226,14 +253,19 @@ async fn bad_images_and_arguments_get_clear_errors() {
         app.post("/v1/faces/detect", &ocr_only, json!({})).await.expect(403).error_code(),
         "AUTHORIZATION_ERROR"
     );
-    let body = detect(&app, &token, "astronaut.png").await;
+    let body = detect(&app, &token, &consent, "astronaut.png").await;
     let face_token = body["faces"][0]["face_token"].as_str().unwrap();
     let other = app.create_tenant("other", None).await;
+    let other_consent = app.allow_biometrics(&other).await;
     let (_, other_token) = app.create_key(&other, &["face"]).await;
     let resp = app.get(&format!("/v1/faces/{face_token}"), &other_token).await.expect(404);
     assert_eq!(resp.error_code(), "FACE_NOT_FOUND");
     let resp = app
-        .post("/v1/faces/compare", &other_token, json!({"face_token1": face_token, "face_token2": face_token}))
+        .post(
+            "/v1/faces/compare",
+            &other_token,
+            json!({"face_token1": face_token, "face_token2": face_token, "consent_id": other_consent}),
+        )
         .await;
     assert_eq!(resp.expect(404).error_code(), "FACE_NOT_FOUND");
     assert_eq!(app.get("/v1/faces/nonsense", &token).await.expect(404).error_code(), "FACE_NOT_FOUND");
@@ -244,6 +276,7 @@ async fn expired_face_tokens_are_gone_and_purged() {
     use faceplate_store::{FaceRecord, FaceRect, FaceToken, Stores};
     let app = TestApp::spawn().await;
     let tenant_id = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant_id).await;
     let (_, token) = app.create_key(&tenant_id, &["face"]).await;
     let config = faceplate_api::config::Config::load(Some(&app.config_path)).unwrap();
     let (stores, _) = Stores::open(&config.stores().unwrap(), faceplate_tests::SERVER_SECRET.as_bytes()).await.unwrap();
@@ -262,11 +295,13 @@ async fn expired_face_tokens_are_gone_and_purged() {
         created_at: now - chrono::Duration::hours(80),
         expires_at: Some(now - chrono::Duration::hours(8)),
         user_id: None,
+        consent_id: None,
     };
     stores.tenant_data(&tenant).unwrap().insert_faces(vec![record]).await.unwrap();
     // Expired: invisible at once, even before the purge runs.
     assert_eq!(app.get(&format!("/v1/faces/{expired}"), &token).await.expect(404).error_code(), "FACE_NOT_FOUND");
-    let live = detect(&app, &token, "astronaut.png").await["faces"][0]["face_token"].as_str().unwrap().to_string();
+    let live =
+        detect(&app, &token, &consent, "astronaut.png").await["faces"][0]["face_token"].as_str().unwrap().to_string();
     assert_eq!(stores.purge_expired_faces().await.unwrap(), 1);
     assert_eq!(stores.purge_expired_faces().await.unwrap(), 0);
     app.get(&format!("/v1/faces/{live}"), &token).await.expect(200);
@@ -324,16 +359,19 @@ async fn image_url_is_off_by_default_and_bounded_when_allowed() {
 
     let closed = TestApp::spawn().await;
     let tenant = closed.create_tenant("acme", None).await;
+    let consent = closed.allow_biometrics(&tenant).await;
     let (_, token) = closed.create_key(&tenant, &["face"]).await;
-    let resp = closed.post("/v1/faces/detect", &token, json!({"image_url": url("/astronaut.png")})).await.expect(400);
+    let body = json!({"image_url": url("/astronaut.png"), "consent_id": consent});
+    let resp = closed.post("/v1/faces/detect", &token, body).await.expect(400);
     assert_eq!(resp.error_code(), "BAD_ARGUMENTS");
     assert!(resp.body["error"]["message"].as_str().unwrap().contains("disabled"));
 
     let engine = format!("image_url_allowed_hosts = [\"{host}\"]\nimage_url_timeout_secs = 1");
     let open = TestApp::spawn_configured(&["local"], "", &engine).await;
     let tenant = open.create_tenant("acme", None).await;
+    let consent = open.allow_biometrics(&tenant).await;
     let (_, token) = open.create_key(&tenant, &["face"]).await;
-    let detect = |body: Value| open.post("/v1/faces/detect", &token, body);
+    let detect = |body: Value| open.post("/v1/faces/detect", &token, with_consent(body, &consent));
     assert_eq!(detect(json!({"image_url": url("/astronaut.png")})).await.expect(200).body["face_num"], 1);
     let other_port = format!("http://127.0.0.1:{}/astronaut.png", host.port() + 1);
     for (target, status, code) in [
@@ -355,10 +393,13 @@ async fn image_url_is_off_by_default_and_bounded_when_allowed() {
 async fn a_full_inference_queue_answers_503_with_retry_after() {
     let app = TestApp::spawn_configured(&["local"], "", "queue_capacity = 1").await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
     let photo = test_image("obama3.jpg");
     let requests = (0..12).map(|_| {
-        let form = Form::new().part("image_file", Part::bytes(photo.clone()).file_name("obama3.jpg"));
+        let form = Form::new()
+            .text("consent_id", consent.clone())
+            .part("image_file", Part::bytes(photo.clone()).file_name("obama3.jpg"));
         let req = app.client.post(app.url("/v1/faces/detect")).bearer_auth(&token).multipart(form);
         async move { read(req.send().await.unwrap()).await }
     });
@@ -377,8 +418,11 @@ async fn a_full_inference_queue_answers_503_with_retry_after() {
 async fn crowds_and_unusual_encodings_give_results() {
     let app = TestApp::spawn().await;
     let tenant = app.create_tenant("acme", None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face"]).await;
-    let detect = |bytes: Vec<u8>| app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&bytes)}));
+    let detect = |bytes: Vec<u8>| {
+        app.post("/v1/faces/detect", &token, json!({"image_base64": b64(&bytes), "consent_id": consent}))
+    };
 
     // A crowd: the astronaut tiled 8 x 7 times (56 faces), as a JPEG under 2 MB.
     let astronaut = image::load_from_memory(&test_image("astronaut.png")).unwrap().to_rgb8();

@@ -5,21 +5,30 @@ use faceplate_tests::{OPERATOR_TOKEN, Resp, TestApp, read, test_image};
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
 
-/// A tenant with one `face` key: (bearer token, Face++ api_key, Face++ api_secret).
-async fn tenant_with_key(app: &TestApp, name: &str) -> (String, String, String) {
+/// A tenant with one `face` key, ready for biometric calls: (bearer token, Face++ api_key, Face++ api_secret,
+/// consent id).
+async fn tenant_with_key(app: &TestApp, name: &str) -> (String, String, String, String) {
     let tenant = app.create_tenant(name, None).await;
+    let consent = app.allow_biometrics(&tenant).await;
     let key = app
         .post(&format!("/admin/v1/tenants/{tenant}/keys"), OPERATOR_TOKEN, json!({"name": "k", "scopes": ["face"]}))
         .await
         .expect(201)
         .body;
     let text = |v: &Value| v.as_str().unwrap().to_string();
-    (text(&key["token"]), text(&key["api_key"]), text(&key["api_secret"]))
+    (text(&key["token"]), text(&key["api_key"]), text(&key["api_secret"]), consent)
 }
 
-/// A Face++ call: form fields (an `@name` value uploads that test photo), credentials in the form.
-async fn facepp(app: &TestApp, path: &str, creds: &(String, String, String), fields: &[(&str, &str)]) -> Resp {
+/// The Face++ calls that process biometric data, and so name a consent.
+const FACEPP_BIOMETRIC: &[&str] = &["/detect", "/compare", "/search", "/faceset/addface", "/faceset/async/addface"];
+
+/// A Face++ call: form fields (an `@name` value uploads that test photo), credentials in the form, and the
+/// tenant's consent id for a biometric call.
+async fn facepp(app: &TestApp, path: &str, creds: &(String, String, String, String), fields: &[(&str, &str)]) -> Resp {
     let mut form = Form::new().text("api_key", creds.1.clone()).text("api_secret", creds.2.clone());
+    if FACEPP_BIOMETRIC.contains(&path) {
+        form = form.text("consent_id", creds.3.clone());
+    }
     for (name, value) in fields {
         form = match value.strip_prefix('@') {
             Some(photo) => form.part(name.to_string(), Part::bytes(test_image(photo)).file_name(photo.to_string())),
@@ -29,9 +38,9 @@ async fn facepp(app: &TestApp, path: &str, creds: &(String, String, String), fie
     read(app.client.post(app.url(&format!("/facepp/v3{path}"))).multipart(form).send().await.unwrap()).await
 }
 
-/// Native multipart call with the bearer token.
-async fn native_form(app: &TestApp, path: &str, token: &str, fields: &[(&str, &str)]) -> Resp {
-    let mut form = Form::new();
+/// Native multipart biometric call with the bearer token and the consent id.
+async fn native_form(app: &TestApp, path: &str, token: &str, consent: &str, fields: &[(&str, &str)]) -> Resp {
+    let mut form = Form::new().text("consent_id", consent.to_string());
     for (name, value) in fields {
         form = match value.strip_prefix('@') {
             Some(photo) => form.part(name.to_string(), Part::bytes(test_image(photo)).file_name(photo.to_string())),
@@ -41,15 +50,23 @@ async fn native_form(app: &TestApp, path: &str, token: &str, fields: &[(&str, &s
     read(app.client.post(app.url(path)).bearer_auth(token).multipart(form).send().await.unwrap()).await
 }
 
-async fn detect_token(app: &TestApp, token: &str, photo: &str) -> String {
-    let body =
-        native_form(app, "/v1/faces/detect", token, &[("image_file", &format!("@{photo}"))]).await.expect(200).body;
+/// `body` with the consent id added, for a native JSON biometric call.
+fn with_consent(mut body: Value, consent: &str) -> Value {
+    body["consent_id"] = json!(consent);
+    body
+}
+
+async fn detect_token(app: &TestApp, token: &str, consent: &str, photo: &str) -> String {
+    let body = native_form(app, "/v1/faces/detect", token, consent, &[("image_file", &format!("@{photo}"))])
+        .await
+        .expect(200)
+        .body;
     assert_eq!(body["face_num"], 1, "{photo}: {body}");
     body["faces"][0]["face_token"].as_str().unwrap().to_string()
 }
 
 /// Face++ search of one set with a test photo.
-async fn search_set(app: &TestApp, creds: &(String, String, String), set: &str, photo: &str) -> Value {
+async fn search_set(app: &TestApp, creds: &(String, String, String, String), set: &str, photo: &str) -> Value {
     facepp(app, "/search", creds, &[("image_file", &format!("@{photo}")), ("faceset_token", set)])
         .await
         .expect(200)
@@ -141,7 +158,7 @@ async fn facepp_faceset_flow_finds_obama_not_biden_across_restarts_and_removal()
 #[tokio::test]
 async fn native_facesets_enrol_search_and_delete() {
     let app = TestApp::spawn().await;
-    let (token, _, _) = tenant_with_key(&app, "acme").await;
+    let (token, _, _, consent) = tenant_with_key(&app, "acme").await;
     let created = app
         .post(
             "/v1/facesets",
@@ -173,12 +190,13 @@ async fn native_facesets_enrol_search_and_delete() {
 
     // Enrol from images; the same external id again adds nothing.
     let enrol = |photo: &'static str, user: &'static str, external: &'static str| {
-        let (app, token, staff) = (&app, &token, &staff);
+        let (app, token, staff, consent) = (&app, &token, &staff, &consent);
         async move {
             native_form(
                 app,
                 &format!("/v1/facesets/{staff}/enrol"),
                 token,
+                consent,
                 &[("image_file", &format!("@{photo}")), ("user_id", user), ("external_image_id", external)],
             )
             .await
@@ -191,7 +209,7 @@ async fn native_facesets_enrol_search_and_delete() {
     assert_eq!(again["face_token"], first["face_token"]);
     enrol("obama2.jpg", "obama", "img-2").await.expect(200);
     enrol("astronaut.png", "eileen", "img-3").await.expect(200);
-    let no_face = native_form(&app, &format!("/v1/facesets/{staff}/enrol"), &token, &[]).await;
+    let no_face = native_form(&app, &format!("/v1/facesets/{staff}/enrol"), &token, &consent, &[]).await;
     no_face.expect(400);
     let blank = {
         let mut png = Vec::new();
@@ -200,7 +218,8 @@ async fn native_facesets_enrol_search_and_delete() {
             .unwrap();
         png
     };
-    let form = Form::new().part("image_file", Part::bytes(blank).file_name("blank.png"));
+    let form =
+        Form::new().text("consent_id", consent.clone()).part("image_file", Part::bytes(blank).file_name("blank.png"));
     let resp = read(
         app.client
             .post(app.url(&format!("/v1/facesets/{staff}/enrol")))
@@ -215,7 +234,7 @@ async fn native_facesets_enrol_search_and_delete() {
 
     // Search by image with a threshold: Obama found, Biden "no match".
     let search = |body: Value| {
-        let (app, token) = (&app, &token);
+        let (app, token, body) = (&app, &token, with_consent(body, &consent));
         async move { app.post("/v1/facesets/search", token, body).await }
     };
     let b64 = |photo: &str| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, test_image(photo));
@@ -236,8 +255,9 @@ async fn native_facesets_enrol_search_and_delete() {
     assert_eq!(weak["results"].as_array().unwrap().len(), 1, "without a floor the best candidate is returned");
 
     // By face token, across two sets; the matched face itself is in the results.
-    let visitor = detect_token(&app, &token, "obama3.jpg").await;
-    app.post(&format!("/v1/facesets/{visitors}/faces"), &token, json!({"face_tokens": [visitor]})).await.expect(200);
+    let visitor = detect_token(&app, &token, &consent, "obama3.jpg").await;
+    let add = with_consent(json!({"face_tokens": [visitor]}), &consent);
+    app.post(&format!("/v1/facesets/{visitors}/faces"), &token, add).await.expect(200);
     let both =
         search(json!({"faceset_tokens": [staff, visitors], "face_token": visitor, "top_k": 10})).await.expect(200).body;
     let found: Vec<&str> =
@@ -304,22 +324,22 @@ async fn native_facesets_enrol_search_and_delete() {
 #[tokio::test]
 async fn facesets_are_invisible_to_other_tenants() {
     let app = TestApp::spawn().await;
-    let (alice, _, _) = tenant_with_key(&app, "alice").await;
+    let (alice, _, _, alice_consent) = tenant_with_key(&app, "alice").await;
     let bob = tenant_with_key(&app, "bob").await;
     let set = app.post("/v1/facesets", &alice, json!({"outer_id": "mine"})).await.expect(201).body["faceset"]
         ["faceset_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let face = detect_token(&app, &alice, "obama.jpg").await;
-    app.post(&format!("/v1/facesets/{set}/faces"), &alice, json!({"face_tokens": [face]})).await.expect(200);
+    let face = detect_token(&app, &alice, &alice_consent, "obama.jpg").await;
+    let add = with_consent(json!({"face_tokens": [face]}), &alice_consent);
+    app.post(&format!("/v1/facesets/{set}/faces"), &alice, add).await.expect(200);
 
     app.get(&format!("/v1/facesets/{set}"), &bob.0).await.expect(404);
     app.get(&format!("/v1/facesets/{set}/faces"), &bob.0).await.expect(404);
     app.delete(&format!("/v1/facesets/{set}?force=true"), &bob.0).await.expect(404);
-    app.post("/v1/facesets/search", &bob.0, json!({"faceset_tokens": [set], "embedding": vec![0.1; 128]}))
-        .await
-        .expect(404);
+    let probe = with_consent(json!({"faceset_tokens": [set], "embedding": vec![0.1; 128]}), &bob.3);
+    app.post("/v1/facesets/search", &bob.0, probe).await.expect(404);
     assert_eq!(app.get("/v1/facesets", &bob.0).await.expect(200).body["facesets"], json!([]));
     // Bob's own set with the same outer id is fine; Alice's face token is unknown to him.
     let bobs = app.post("/v1/facesets", &bob.0, json!({"outer_id": "mine"})).await.expect(201).body["faceset"]
@@ -327,8 +347,8 @@ async fn facesets_are_invisible_to_other_tenants() {
         .as_str()
         .unwrap()
         .to_string();
-    let added =
-        app.post(&format!("/v1/facesets/{bobs}/faces"), &bob.0, json!({"face_tokens": [face]})).await.expect(200).body;
+    let add = with_consent(json!({"face_tokens": [face]}), &bob.3);
+    let added = app.post(&format!("/v1/facesets/{bobs}/faces"), &bob.0, add).await.expect(200).body;
     assert_eq!(added["failure_detail"][0]["reason"], "INVALID_FACE_TOKEN");
     let facepp_search = facepp(&app, "/search", &bob, &[("outer_id", "mine"), ("face_token", &face)]).await;
     assert_eq!(facepp_search.status, 400);
@@ -456,7 +476,7 @@ async fn facepp_faceset_errors_paging_and_async_tasks() {
 #[tokio::test]
 async fn concurrent_adds_removes_and_searches_keep_the_index_in_step() {
     let app = TestApp::spawn_with(&["local"], "[facesets]\nexact_search_below = 4\n").await;
-    let (token, _, _) = tenant_with_key(&app, "acme").await;
+    let (token, _, _, consent) = tenant_with_key(&app, "acme").await;
     let set = app.post("/v1/facesets", &token, json!({})).await.expect(201).body["faceset"]["faceset_token"]
         .as_str()
         .unwrap()
@@ -464,16 +484,18 @@ async fn concurrent_adds_removes_and_searches_keep_the_index_in_step() {
     let mut faces = Vec::new();
     for photo in ["obama.jpg", "obama2.jpg", "biden.jpg", "astronaut.png", "obama3.jpg"] {
         for _ in 0..3 {
-            faces.push(detect_token(&app, &token, photo).await);
+            faces.push(detect_token(&app, &token, &consent, photo).await);
         }
     }
     // Seed, so searches have something to find from the start.
-    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": faces[..4]})).await.expect(200);
+    let seed = with_consent(json!({"face_tokens": faces[..4]}), &consent);
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, seed).await.expect(200);
 
-    let (app, token, set, faces) = (&app, &token, &set, &faces);
+    let (app, token, set, faces, consent) = (&app, &token, &set, &faces, &consent);
     let adder = async move {
         for face in &faces[4..] {
-            app.post(&format!("/v1/facesets/{set}/faces"), token, json!({"face_tokens": [face]})).await.expect(200);
+            let add = with_consent(json!({"face_tokens": [face]}), consent);
+            app.post(&format!("/v1/facesets/{set}/faces"), token, add).await.expect(200);
         }
     };
     let remover = async move {
@@ -489,7 +511,7 @@ async fn concurrent_adds_removes_and_searches_keep_the_index_in_step() {
                 .post(
                     "/v1/facesets/search",
                     token,
-                    json!({"faceset_tokens": [set], "face_token": faces[probe], "top_k": 20}),
+                    with_consent(json!({"faceset_tokens": [set], "face_token": faces[probe], "top_k": 20}), consent),
                 )
                 .await
                 .expect(200)
@@ -513,11 +535,8 @@ async fn concurrent_adds_removes_and_searches_keep_the_index_in_step() {
     assert_eq!(count as usize, members.len());
     // Every member is found by its own face (or its identical twin from the same photo), nothing else is.
     for member in &members {
-        let body = app
-            .post("/v1/facesets/search", token, json!({"faceset_tokens": [set], "face_token": member, "top_k": 20}))
-            .await
-            .expect(200)
-            .body;
+        let probe = with_consent(json!({"faceset_tokens": [set], "face_token": member, "top_k": 20}), consent);
+        let body = app.post("/v1/facesets/search", token, probe).await.expect(200).body;
         let results = body["results"].as_array().unwrap();
         assert!(results[0]["confidence"].as_f64().unwrap() > 99.0, "{member}: {body}");
         for result in results {
@@ -574,6 +593,7 @@ fn import(
     config: &std::path::Path,
     dir: &std::path::Path,
     key: &str,
+    consent: &str,
 ) -> std::process::Child {
     let mut cmd = std::process::Command::new(faceplate_tests::faceplate_bin());
     for (name, _) in std::env::vars() {
@@ -586,7 +606,7 @@ fn import(
         .args(["--json", "faceset", "import"])
         .arg(dir)
         .args(["--faceset", "people", "--create", "--quiet", "--concurrency", "2", "--retries", "0"])
-        .args(["--url", &server.url(""), "--key", key])
+        .args(["--url", &server.url(""), "--key", key, "--consent", consent])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -619,6 +639,7 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
         .as_str()
         .unwrap()
         .to_string();
+    let consent = faceplate_tests::allow_biometrics(&client, &server.url(""), &tenant).await;
     let key = read(
         client
             .post(server.url(&format!("/admin/v1/tenants/{tenant}/keys")))
@@ -636,7 +657,7 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
         .to_string();
 
     // Kill the server once a few images are through.
-    let mut first = import(&server, &config, images.path(), &key);
+    let mut first = import(&server, &config, images.path(), &key, &consent);
     let journal = |dir: &std::path::Path| {
         std::fs::read_dir(dir)
             .unwrap()
@@ -662,7 +683,7 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
     );
 
     let server = faceplate_tests::ServerProcess::start(&config).await;
-    let second = import(&server, &config, images.path(), &key);
+    let second = import(&server, &config, images.path(), &key, &consent);
     let second = tokio::task::spawn_blocking(move || second.wait_with_output().unwrap()).await.unwrap();
     assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
     let report: Value = serde_json::from_slice(&second.stdout).unwrap();
@@ -690,7 +711,7 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
         client
             .post(server.url("/v1/facesets/search"))
             .bearer_auth(&key)
-            .json(&json!({"outer_ids": ["people"], "face_token": null, "image_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, test_image("obama3.jpg")), "top_k": 3}))
+            .json(&json!({"outer_ids": ["people"], "face_token": null, "image_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, test_image("obama3.jpg")), "top_k": 3, "consent_id": consent}))
             .send()
             .await
             .unwrap(),
@@ -707,17 +728,19 @@ async fn faceset_import_resumes_after_the_server_is_killed() {
 async fn a_second_node_sees_adds_removes_and_deletion() {
     let a = TestApp::spawn().await;
     let b = a.second_node().await;
-    let (token, _, _) = tenant_with_key(&a, "acme").await;
+    let (token, _, _, consent) = tenant_with_key(&a, "acme").await;
     let set = a.post("/v1/facesets", &token, json!({})).await.expect(201).body["faceset"]["faceset_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let obama = detect_token(&a, &token, "obama.jpg").await;
-    let obama2 = detect_token(&a, &token, "obama2.jpg").await;
-    let astronaut = detect_token(&a, &token, "astronaut.png").await;
-    a.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama, astronaut]})).await.expect(200);
+    let obama = detect_token(&a, &token, &consent, "obama.jpg").await;
+    let obama2 = detect_token(&a, &token, &consent, "obama2.jpg").await;
+    let astronaut = detect_token(&a, &token, &consent, "astronaut.png").await;
+    let add = |faces: Value| with_consent(json!({"face_tokens": faces}), &consent);
+    a.post(&format!("/v1/facesets/{set}/faces"), &token, add(json!([obama, astronaut]))).await.expect(200);
 
     let body = json!({"faceset_tokens": [set], "face_token": obama2, "threshold": "1e-4", "top_k": 5});
+    let body = with_consent(body, &consent);
     let search = |node: &'static str| {
         let (node, token, body) = (if node == "a" { &a } else { &b }, &token, body.clone());
         async move { node.post("/v1/facesets/search", token, body).await }
@@ -731,7 +754,7 @@ async fn a_second_node_sees_adds_removes_and_deletion() {
         metrics.contains("faceplate_faceset_indexes 1") && metrics.contains("faceplate_faceset_index_faces 2"),
         "{metrics}"
     );
-    a.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama2]})).await.expect(200);
+    a.post(&format!("/v1/facesets/{set}/faces"), &token, add(json!([obama2]))).await.expect(200);
     assert_eq!(tokens(&search("b").await.expect(200).body).len(), 2, "B sees A's add");
     a.post(&format!("/v1/facesets/{set}/faces/remove"), &token, json!({"face_tokens": [obama]})).await.expect(200);
     assert_eq!(tokens(&search("b").await.expect(200).body), vec![obama2.clone()], "B sees A's removal");
@@ -744,23 +767,24 @@ async fn a_second_node_sees_adds_removes_and_deletion() {
 async fn set_capacity_and_sets_per_tenant_are_enforced() {
     let app = TestApp::spawn_with(&["local"], "[facesets]\nmax_faces_per_set = 2\nmax_sets_per_tenant = 2\n").await;
     let creds = tenant_with_key(&app, "acme").await;
-    let token = &creds.0;
+    let (token, consent) = (&creds.0, &creds.3);
     let set =
         app.post("/v1/facesets", token, json!({"outer_id": "one"})).await.expect(201).body["faceset"]["faceset_token"]
             .as_str()
             .unwrap()
             .to_string();
     let faces = [
-        detect_token(&app, token, "obama.jpg").await,
-        detect_token(&app, token, "obama2.jpg").await,
-        detect_token(&app, token, "biden.jpg").await,
+        detect_token(&app, token, consent, "obama.jpg").await,
+        detect_token(&app, token, consent, "obama2.jpg").await,
+        detect_token(&app, token, consent, "biden.jpg").await,
     ];
-    let added =
-        app.post(&format!("/v1/facesets/{set}/faces"), token, json!({"face_tokens": faces})).await.expect(200).body;
+    let add = with_consent(json!({"face_tokens": faces}), consent);
+    let added = app.post(&format!("/v1/facesets/{set}/faces"), token, add).await.expect(200).body;
     assert_eq!((added["changed"].clone(), added["face_count"].clone()), (json!(2), json!(2)), "{added}");
     assert_eq!(added["failure_detail"], json!([{"face_token": faces[2], "reason": "QUOTA_EXCEEDED"}]));
     let full =
-        native_form(&app, &format!("/v1/facesets/{set}/enrol"), token, &[("image_file", "@astronaut.png")]).await;
+        native_form(&app, &format!("/v1/facesets/{set}/enrol"), token, consent, &[("image_file", "@astronaut.png")])
+            .await;
     assert_eq!(full.expect(409).body["error"]["code"], "LIMIT_REACHED");
 
     app.post("/v1/facesets", token, json!({})).await.expect(201);
@@ -774,14 +798,15 @@ async fn set_capacity_and_sets_per_tenant_are_enforced() {
 #[tokio::test]
 async fn damaged_or_foreign_snapshots_are_rebuilt_from_the_database() {
     let mut app = TestApp::spawn().await;
-    let (token, _, _) = tenant_with_key(&app, "acme").await;
+    let (token, _, _, consent) = tenant_with_key(&app, "acme").await;
     let set = app.post("/v1/facesets", &token, json!({})).await.expect(201).body["faceset"]["faceset_token"]
         .as_str()
         .unwrap()
         .to_string();
-    let obama = detect_token(&app, &token, "obama.jpg").await;
-    app.post(&format!("/v1/facesets/{set}/faces"), &token, json!({"face_tokens": [obama]})).await.expect(200);
-    let probe = json!({"faceset_tokens": [set], "face_token": obama, "threshold": "1e-5"});
+    let obama = detect_token(&app, &token, &consent, "obama.jpg").await;
+    let add = with_consent(json!({"face_tokens": [obama]}), &consent);
+    app.post(&format!("/v1/facesets/{set}/faces"), &token, add).await.expect(200);
+    let probe = with_consent(json!({"faceset_tokens": [set], "face_token": obama, "threshold": "1e-5"}), &consent);
     assert_eq!(
         app.post("/v1/facesets/search", &token, probe.clone()).await.expect(200).body["results"][0]["face_token"],
         obama.as_str()

@@ -180,16 +180,18 @@ async fn admitted_so_far(app: &TestApp) -> f64 {
 
 /// A request held in flight on `app`: its body does not end until `release` is sent to (authentication and
 /// limits come before the body, so the server admits it and holds its slots meanwhile). Returns once `app`
-/// has admitted it.
+/// has admitted it. The body names the tenant's consent, so that once it ends it is refused for its missing
+/// image (400), not for a missing consent.
 struct Held {
     release: tokio::sync::oneshot::Sender<()>,
     response: tokio::task::JoinHandle<u16>,
 }
 
-async fn hold(app: &TestApp, token: &str) -> Held {
+async fn hold(app: &TestApp, token: &str, consent: &str) -> Held {
     let before = admitted_so_far(app).await;
     let (release, released) = tokio::sync::oneshot::channel::<()>();
-    let start = futures_util::stream::once(async { Ok::<_, std::io::Error>(b"--x\r\n".to_vec()) });
+    let part = format!("--x\r\nContent-Disposition: form-data; name=\"consent_id\"\r\n\r\n{consent}\r\n");
+    let start = futures_util::stream::once(async move { Ok::<_, std::io::Error>(part.into_bytes()) });
     let end = futures_util::stream::once(async move {
         let _ = released.await;
         Ok::<_, std::io::Error>(b"--x--\r\n".to_vec())
@@ -222,8 +224,10 @@ impl Held {
 #[tokio::test]
 async fn a_key_with_a_request_in_flight_at_its_limit_is_refused_until_it_ends() {
     let app = TestApp::spawn().await;
-    let (_, token) = tenant_with_key(&app, "acme", "free", json!({"rate_limit_qps": 1000, "max_concurrency": 1})).await;
-    let held = hold(&app, &token).await;
+    let (tenant, token) =
+        tenant_with_key(&app, "acme", "free", json!({"rate_limit_qps": 1000, "max_concurrency": 1})).await;
+    let consent = app.allow_biometrics(&tenant).await;
+    let held = hold(&app, &token, &consent).await;
     let refused = app.get("/v1/me", &token).await.expect(429);
     assert_eq!(refused.error_code(), "RATE_LIMITED");
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("1 requests in flight"));
@@ -238,11 +242,12 @@ async fn two_nodes_sharing_redis_hold_one_limit() {
     let redis = redis_config("closed", &redis_url());
     let a = TestApp::spawn_with(&["local"], &redis).await;
     let b = a.second_node_with(&redis).await;
-    let (_, token) =
+    let (tenant, token) =
         tenant_with_key(&a, "acme", "enterprise", json!({"rate_limit_qps": 1000, "max_concurrency": 1})).await;
+    let consent = a.allow_biometrics(&tenant).await;
 
     // A request held open on node A fills the key's one slot on node B too.
-    let held = hold(&a, &token).await;
+    let held = hold(&a, &token, &consent).await;
     assert_eq!(b.get("/v1/me", &token).await.expect(429).error_code(), "RATE_LIMITED");
     assert_eq!(held.end().await, 400);
     // Freed on A, so B admits (the slot is given back a moment after the response).

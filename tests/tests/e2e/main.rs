@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary (faster to link), one module per area.
 
+mod alerts;
 mod audit_chain;
 mod billing;
 mod cli;

@@ -7,11 +7,13 @@ use base64::Engine as _;
 use faceplate_tests::{OPERATOR_TOKEN, Resp, TestApp, read, test_image};
 use serde_json::{Value, json};
 
-/// A tenant on `plan` with one key of scopes face and admin; returns (tenant id, token, api_key, api_secret).
-async fn tenant(app: &TestApp, name: &str, plan: &str) -> (String, String, String, String) {
+/// A tenant on `plan`, ready for biometric calls, with one key of scopes face and admin; returns (tenant id,
+/// token, api_key, api_secret, consent id).
+async fn tenant(app: &TestApp, name: &str, plan: &str) -> (String, String, String, String, String) {
     let body = json!({"name": name, "plan": plan});
     let created = app.post("/admin/v1/tenants", OPERATOR_TOKEN, body).await.expect(201);
     let id = created.body["tenant"]["id"].as_str().unwrap().to_string();
+    let consent = app.allow_biometrics(&id).await;
     let key = app
         .post(
             &format!("/admin/v1/tenants/{id}/keys"),
@@ -21,19 +23,20 @@ async fn tenant(app: &TestApp, name: &str, plan: &str) -> (String, String, Strin
         .await
         .expect(201);
     let field = |f: &str| key.body[f].as_str().unwrap().to_string();
-    (id, field("token"), field("api_key"), field("api_secret"))
+    (id, field("token"), field("api_key"), field("api_secret"), consent)
 }
 
 /// Detects the astronaut (one billable call); returns her face token.
-async fn face_token(app: &TestApp, token: &str) -> String {
+async fn face_token(app: &TestApp, token: &str, consent: &str) -> String {
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let body = app.post("/v1/faces/detect", token, json!({"image_base64": image})).await.expect(200).body;
+    let body = json!({"image_base64": image, "consent_id": consent});
+    let body = app.post("/v1/faces/detect", token, body).await.expect(200).body;
     body["faces"][0]["face_token"].as_str().unwrap().to_string()
 }
 
 /// A cheap billable call: the face compared with itself.
-async fn compare(app: &TestApp, token: &str, face: &str) -> Resp {
-    app.post("/v1/faces/compare", token, json!({"face_token1": face, "face_token2": face})).await
+async fn compare(app: &TestApp, token: &str, consent: &str, face: &str) -> Resp {
+    app.post("/v1/faces/compare", token, json!({"face_token1": face, "face_token2": face, "consent_id": consent})).await
 }
 
 /// Units per product this month, from the usage API.
@@ -66,19 +69,22 @@ async fn usage_events(app: &TestApp, token: &str) -> Vec<Value> {
 #[tokio::test]
 async fn usage_counts_each_billable_answer_the_client_saw_exactly_once() {
     let app = TestApp::spawn().await;
-    let (_, token, _, _) = tenant(&app, "acme", "enterprise").await;
-    let (_, other, _, _) = tenant(&app, "globex", "enterprise").await;
-    let face = face_token(&app, &token).await;
+    let (_, token, _, _, consent) = tenant(&app, "acme", "enterprise").await;
+    let (_, other, _, _, _) = tenant(&app, "globex", "enterprise").await;
+    let face = face_token(&app, &token, &consent).await;
 
     // Concurrent billable calls, and calls that are not billed: errors of every kind and free reads.
     let calls = (0..24).map(|i| {
-        let (app, token, face) = (&app, &token, &face);
+        let (app, token, face, consent) = (&app, &token, &face, &consent);
         async move {
             match i % 4 {
-                0 => compare(app, token, "ftk_00000000000000000000000000000000").await,
-                1 => app.post("/v1/faces/detect", token, json!({"image_base64": "bm90IGFuIGltYWdl"})).await,
+                0 => compare(app, token, consent, "ftk_00000000000000000000000000000000").await,
+                1 => {
+                    let body = json!({"image_base64": "bm90IGFuIGltYWdl", "consent_id": consent});
+                    app.post("/v1/faces/detect", token, body).await
+                }
                 2 => app.get(&format!("/v1/faces/{face}"), token).await,
-                _ => compare(app, token, face).await,
+                _ => compare(app, token, consent, face).await,
             }
         }
     });
@@ -142,14 +148,14 @@ async fn usage_counts_each_billable_answer_the_client_saw_exactly_once() {
 #[tokio::test]
 async fn a_retry_with_the_same_idempotency_key_is_answered_but_counted_once() {
     let app = TestApp::spawn().await;
-    let (_, token, _, _) = tenant(&app, "acme", "pay_as_you_go").await;
-    let face = face_token(&app, &token).await;
+    let (_, token, _, _, consent) = tenant(&app, "acme", "pay_as_you_go").await;
+    let face = face_token(&app, &token, &consent).await;
     let send_to = |path: &'static str, key: &'static str, body: Value| {
         let req = app.client.post(app.url(path)).bearer_auth(&token).header("Idempotency-Key", key);
         async move { read(req.json(&body).send().await.unwrap()).await }
     };
     let send = |key: &'static str, body: Value| send_to("/v1/faces/compare", key, body);
-    let body = json!({"face_token1": face, "face_token2": face});
+    let body = json!({"face_token1": face, "face_token2": face, "consent_id": consent});
 
     let first = send("order-17", body.clone()).await.expect(200);
     assert_eq!(first.header("idempotent-replayed"), None);
@@ -159,7 +165,7 @@ async fn a_retry_with_the_same_idempotency_key_is_answered_but_counted_once() {
 
     // The same key for another request is refused, not served free.
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let reused = send_to("/v1/faces/detect", "order-17", json!({"image_base64": image})).await;
+    let reused = send_to("/v1/faces/detect", "order-17", json!({"image_base64": image, "consent_id": consent})).await;
     assert_eq!(reused.expect(409).error_code(), "IDEMPOTENCY_KEY_REUSED");
     // A new key is a new call.
     send("order-18", body.clone()).await.expect(200);
@@ -187,33 +193,40 @@ async fn a_tenant_at_its_monthly_cap_is_refused_on_both_apis_until_the_plan_allo
     let put = app.call(reqwest::Method::PUT, "/admin/v1/plans/tiny", Some(OPERATOR_TOKEN), Some(plan(3))).await;
     let stored = put.expect(200).body;
     assert_eq!(stored["plan"]["products"]["face_compare"]["monthly_cap"], 3);
-    let (_, token, api_key, api_secret) = tenant(&app, "acme", "tiny").await;
+    let (_, token, api_key, api_secret, consent) = tenant(&app, "acme", "tiny").await;
 
-    let face = face_token(&app, &token).await;
+    let face = face_token(&app, &token, &consent).await;
     let image = base64::engine::general_purpose::STANDARD.encode(test_image("astronaut.png"));
-    let second = app.post("/v1/faces/detect", &token, json!({"image_base64": image})).await;
+    let second = app.post("/v1/faces/detect", &token, json!({"image_base64": image, "consent_id": consent})).await;
     assert_eq!(second.expect(403).error_code(), "QUOTA_EXCEEDED");
     for _ in 0..3 {
-        compare(&app, &token, &face).await.expect(200);
+        compare(&app, &token, &consent, &face).await.expect(200);
     }
-    let refused = compare(&app, &token, &face).await.expect(403);
+    let refused = compare(&app, &token, &consent, &face).await.expect(403);
     assert_eq!(refused.error_code(), "QUOTA_EXCEEDED");
     assert!(refused.body["error"]["message"].as_str().unwrap().contains("3 of the 3"), "{}", refused.text);
 
     // Face++ clients get Face++'s answer.
-    let form = [("api_key", &api_key), ("api_secret", &api_secret), ("face_token1", &face), ("face_token2", &face)];
+    let form = [
+        ("api_key", &api_key),
+        ("api_secret", &api_secret),
+        ("face_token1", &face),
+        ("face_token2", &face),
+        ("consent_id", &consent),
+    ];
     let resp = read(app.client.post(app.url("/facepp/v3/compare")).form(&form).send().await.unwrap()).await;
     assert_eq!(resp.expect(403).body["error_message"], "AUTHORIZATION_ERROR:Insufficient Account Balance");
 
     // A product the plan does not include is refused too.
-    let search = app.post("/v1/facesets/search", &token, json!({"face_token": face, "outer_id": "x"})).await;
+    let search = json!({"face_token": face, "outer_id": "x", "consent_id": consent});
+    let search = app.post("/v1/facesets/search", &token, search).await;
     assert_eq!(search.expect(403).error_code(), "QUOTA_EXCEEDED");
 
     // Refusals are not counted; raising the cap lets the tenant go on at once.
     assert_eq!(usage_totals(&app, &token).await, json!({"face_compare": 3, "face_detect": 1}));
     app.call(reqwest::Method::PUT, "/admin/v1/plans/tiny", Some(OPERATOR_TOKEN), Some(plan(4))).await.expect(200);
-    compare(&app, &token, &face).await.expect(200);
-    compare(&app, &token, &face).await.expect(403);
+    compare(&app, &token, &consent, &face).await.expect(200);
+    compare(&app, &token, &consent, &face).await.expect(403);
 
     // $5 fee, 2 of 4 comparisons included, 2 at $0.0015.
     let statement = app.get("/v1/usage/statement", &token).await.expect(200).body;
@@ -234,12 +247,12 @@ async fn a_tenant_at_its_monthly_cap_is_refused_on_both_apis_until_the_plan_allo
 #[tokio::test]
 async fn usage_survives_a_crash_and_two_nodes_count_into_one_total() {
     let app = TestApp::spawn().await;
-    let (tenant_id, token, _, _) = tenant(&app, "acme", "pay_as_you_go").await;
-    let face = face_token(&app, &token).await;
+    let (tenant_id, token, _, _, consent) = tenant(&app, "acme", "pay_as_you_go").await;
+    let face = face_token(&app, &token, &consent).await;
     let node2 = app.second_node().await;
     for i in 0..10 {
         let node = if i % 2 == 0 { &app } else { &node2 };
-        compare(node, &token, &face).await.expect(200);
+        compare(node, &token, &consent, &face).await.expect(200);
     }
     drop(node2);
     // Every answered call was committed before it was answered: nothing is lost when the node dies.

@@ -1,0 +1,2 @@
+DROP INDEX alert_outbox_due;
+DROP TABLE alert_outbox;
