@@ -120,6 +120,19 @@ impl TestDatabases {
             .sum()
     }
 
+    /// Like [`Self::tenant_rows_in_region`], once the tenant's security alerts have left the outbox (delivered, or
+    /// dropped for want of an endpoint), so the count stays put.
+    pub async fn settled_tenant_rows(&self, region: &str, tenant_id: &str) -> i64 {
+        let pending = format!("SELECT COUNT(*) AS n FROM alert_outbox WHERE tenant_id = '{tenant_id}'");
+        for _ in 0..600 {
+            if self.count_in_region(region, &pending) == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.tenant_rows_in_region(region, tenant_id)
+    }
+
     /// The single number a `SELECT COUNT(*) AS n ...` returns in one region store.
     pub fn count_in_region(&self, region: &str, sql: &str) -> i64 {
         #[derive(diesel::QueryableByName)]

@@ -231,6 +231,8 @@ pub async fn run_task(state: &AppState, tenant: &Tenant, task: FaceSetTask) -> R
         }
         // The set was deleted meanwhile: the task ends with nothing done.
         Err(StoreError::NotFound(_)) => json!({"task_failure_reason": "FACESET_DELETED"}),
+        // The consent was revoked before the task ran: nothing may be added under it.
+        Err(StoreError::ConsentRefused(_)) => json!({"task_failure_reason": "CONSENT_REVOKED"}),
         Err(e) => return Err(e.into()),
     };
     data.finish_task(&task.id, result).await?;

@@ -21,7 +21,8 @@ async fn tenant_data_stays_in_its_home_region() {
         let other = if home == "eu" { "us" } else { "eu" };
         assert!(app.dbs.tenant_rows_in_region(&home, tenant) >= 5, "{tenant} has rows at home");
         assert_eq!(app.dbs.tenant_rows_in_region(other, tenant), 0, "{tenant} has rows in {other}");
-        // The residency report says the same, to the tenant and to the operator.
+        // The residency report says the same, to the tenant and to the operator (once the key alerts are gone).
+        app.dbs.settled_tenant_rows(&home, tenant).await;
         let report = app.get("/v1/residency", &admin).await.expect(200).body;
         assert_eq!(
             (report["home_region"].as_str(), report["rows_outside_home"].as_i64()),
@@ -62,7 +63,7 @@ async fn a_node_without_the_home_region_refuses_the_tenant() {
     let full = TestApp::spawn_with(&["eu", "us"], "").await;
     let us = full.create_tenant("us-tenant", Some("us")).await;
     let (_, admin) = full.create_key(&us, &["admin"]).await;
-    let before = full.dbs.tenant_rows_in_region("us", &us);
+    let before = full.dbs.settled_tenant_rows("us", &us).await;
 
     // A second node on the same control store that serves only `eu`.
     let config = format!(

@@ -56,7 +56,7 @@ async fn deleting_a_tenant_waits_out_its_grace_period_and_issues_a_certificate()
     let keep = app.create_tenant("globex", None).await;
     let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
     let (_, kept_token) = app.create_key(&keep, &["face"]).await;
-    let rows_before = app.dbs.tenant_rows_in_region("local", &tenant);
+    let rows_before = app.dbs.settled_tenant_rows("local", &tenant).await;
     assert!(rows_before > 0);
 
     // Requested: scheduled 30 days out, keys refused at once, data kept, cancellable.
@@ -83,7 +83,7 @@ async fn deleting_a_tenant_waits_out_its_grace_period_and_issues_a_certificate()
     assert!(actions.contains(&"tenant.deletion_requested") && actions.contains(&"tenant.deletion_cancelled"));
 
     // Immediately: purged now, with a sealed certificate of what went.
-    let rows_before = app.dbs.tenant_rows_in_region("local", &tenant);
+    let rows_before = app.dbs.settled_tenant_rows("local", &tenant).await;
     let deleted = app.delete(&format!("/admin/v1/tenants/{tenant}?immediately=true"), OPERATOR_TOKEN).await.expect(200);
     let certificate = &deleted.body["certificate"];
     assert_eq!(deleted.body["status"], "deleted");
@@ -166,7 +166,7 @@ async fn a_purge_killed_midway_resumes_to_completion() {
     .bind::<diesel::sql_types::Text, _>(&tenant)
     .execute(&mut dbs.region_connection("local"))
     .unwrap();
-    let rows_before = dbs.tenant_rows_in_region("local", &tenant);
+    let rows_before = dbs.settled_tenant_rows("local", &tenant).await;
 
     let scheduled = client
         .delete(server.url(&format!("/admin/v1/tenants/{tenant}")))
