@@ -392,7 +392,8 @@ impl TenantData {
     pub async fn check_consent(&self, raw: &str, purpose: Purpose) -> StoreResult<ConsentGrant> {
         let refuse = |m: String| Err(StoreError::ConsentRefused(m));
         let Some(id) = ConsentId::parse(raw.trim()) else {
-            return refuse(format!("`{raw}` is not a consent id (they look like cns_…)"));
+            let shown: String = raw.chars().take(64).collect();
+            return refuse(format!("`{shown}` is not a consent id (they look like cns_…)"));
         };
         let consent = match self.get_consent(&id).await {
             Err(StoreError::NotFound(_)) => return refuse(format!("consent {id} does not exist")),

@@ -4,7 +4,10 @@
 //!    quotas and metering on (the peer), one with all three off, in alternating rounds of the same closed-loop
 //!    load. Calls: `POST /v1/faces/compare` by face token (billable: admission, quota, a usage event written
 //!    before the answer) and `GET /v1/me` (not billable: limits only). Prints requests/s and on/off ratios.
-//! 2. Sustained metering: usage events recorded through the store's group-committing writer by many concurrent
+//! 2. Consent: the same Face++ `compare` by face token (no inference) on one server, for a tenant that names its
+//!    consent in `consent_id` (checked before the call: the consent and its subject's restriction read) against
+//!    one that lets Face++ calls run without one (the peer, `facepp_without_consent = allow`). Prints the ratio.
+//! 3. Sustained metering: usage events recorded through the store's group-committing writer by many concurrent
 //!    callers, on SQLite and, when `TEST_POSTGRES_URL` is set, on PostgreSQL. Prints events/s.
 //!
 //! `cargo run --release -p faceplate-bench --bin faceplate-metering-bench -- [--requests 2000] [--rounds 3]
@@ -87,6 +90,7 @@ async fn prepare(app: &TestApp) -> Res<(String, Value)> {
 enum Call {
     Compare,
     Me,
+    FaceppCompare,
 }
 
 /// `requests` calls with `concurrency` in flight; returns requests/s. Every answer must be a 200.
@@ -104,6 +108,7 @@ async fn closed_loop(
     for _ in 0..concurrency {
         let next = next.clone();
         let (client, url_compare, url_me) = (app.client.clone(), app.url("/v1/faces/compare"), app.url("/v1/me"));
+        let url_facepp = app.url("/facepp/v3/compare");
         let body = compare.clone();
         let token = token.to_string();
         workers.push(async move {
@@ -111,6 +116,7 @@ async fn closed_loop(
                 let request = match call {
                     Call::Compare => client.post(&url_compare).json(&body),
                     Call::Me => client.get(&url_me),
+                    Call::FaceppCompare => client.post(&url_facepp).json(&body),
                 };
                 let response = request.bearer_auth(&token).send().await?;
                 if response.status() != 200 {
@@ -168,6 +174,35 @@ async fn overhead(args: &Args) -> Res<()> {
     Ok(())
 }
 
+async fn consent_cost(args: &Args) -> Res<()> {
+    let app = TestApp::spawn_on(Backend::Sqlite, "[limits]\nenabled = false\n[metering]\nenabled = false\n").await;
+    let (named, with_consent) = prepare(&app).await?;
+    let (attested, mut without) = prepare(&app).await?;
+    without.as_object_mut().ok_or("body")?.remove("consent_id");
+    let allow = json!({"facepp_without_consent": "allow"});
+    app.call(reqwest::Method::PUT, "/v1/settings/consent", Some(&attested), Some(allow)).await.expect(200);
+    println!(
+        "\n## Consent: Face++ compare by token naming a consent vs without one (SQLite, limits and metering off, \
+         {} requests a round, median of {} rounds)\n",
+        args.requests, args.rounds
+    );
+    println!("| in flight | with consent_id (req/s) | without (req/s) | with/without |");
+    println!("|---|---|---|---|");
+    let call = Call::FaceppCompare;
+    for &concurrency in &args.concurrency {
+        closed_loop(&app, &named, &with_consent, call, args.requests / 4, concurrency).await?;
+        closed_loop(&app, &attested, &without, call, args.requests / 4, concurrency).await?;
+        let (mut with, mut bare) = (Vec::new(), Vec::new());
+        for _ in 0..args.rounds {
+            with.push(closed_loop(&app, &named, &with_consent, call, args.requests, concurrency).await?);
+            bare.push(closed_loop(&app, &attested, &without, call, args.requests, concurrency).await?);
+        }
+        let (with, bare) = (median(with), median(bare));
+        println!("| {concurrency} | {with:.0} | {bare:.0} | {:.2} |", with / bare);
+    }
+    Ok(())
+}
+
 async fn sustained(backend: Backend, label: &str, args: &Args) -> Res<()> {
     let app = TestApp::spawn_on(backend, "").await;
     let tenant_id = app.create_tenant("bench", None).await;
@@ -219,6 +254,7 @@ async fn sustained(backend: Backend, label: &str, args: &Args) -> Res<()> {
 async fn run() -> Res<()> {
     let args = parse_args()?;
     overhead(&args).await?;
+    consent_cost(&args).await?;
     println!("\n## Sustained metering: usage events the store absorbs\n");
     println!("| store | events | concurrent writers | events/s | counted |");
     println!("|---|---|---|---|---|");
