@@ -395,9 +395,24 @@ impl TenantData {
             let shown: String = raw.chars().take(64).collect();
             return refuse(format!("`{shown}` is not a consent id (they look like cns_…)"));
         };
-        let consent = match self.get_consent(&id).await {
-            Err(StoreError::NotFound(_)) => return refuse(format!("consent {id} does not exist")),
-            other => other?,
+        // The consent and whether its subject is restricted, in one round trip to the store.
+        let (tenant, key) = (self.tenant.id.to_string(), id.to_string());
+        let found = self
+            .db
+            .run(move |c| {
+                let row = consents::table
+                    .find(&key)
+                    .filter(consents::tenant_id.eq(&tenant))
+                    .select(ConsentRow::as_select())
+                    .first(c)
+                    .optional()?;
+                let Some(row) = row else { return Ok(None) };
+                let restricted = subject_restricted(c, &tenant, &row.subject_ref)?;
+                Ok(Some((Consent::try_from(row)?, restricted)))
+            })
+            .await?;
+        let Some((consent, restricted)) = found else {
+            return refuse(format!("consent {id} does not exist"));
         };
         if let Some(at) = consent.revoked_at {
             return refuse(format!("consent {id} was revoked at {}", at.to_rfc3339()));
@@ -413,8 +428,7 @@ impl TenantData {
                 covered.join(", ")
             ));
         }
-        let (tenant, subject) = (self.tenant.id.to_string(), consent.subject_ref.clone());
-        if self.db.run(move |c| subject_restricted(c, &tenant, &subject)).await? {
+        if restricted {
             return Err(StoreError::Restricted(format!(
                 "processing for subject `{}` is restricted; resume it with POST /v1/subjects/resume",
                 consent.subject_ref

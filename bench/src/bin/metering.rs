@@ -11,7 +11,7 @@
 //!    callers, on SQLite and, when `TEST_POSTGRES_URL` is set, on PostgreSQL. Prints events/s.
 //!
 //! `cargo run --release -p faceplate-bench --bin faceplate-metering-bench -- [--requests 2000] [--rounds 3]
-//!  [--concurrency 16,64] [--events 20000] [--writers 256]`
+//!  [--concurrency 16,64] [--events 20000] [--writers 256] [--sections overhead,consent,sustained]`
 
 use std::error::Error;
 use std::sync::Arc;
@@ -32,15 +32,28 @@ struct Args {
     concurrency: Vec<usize>,
     events: usize,
     writers: usize,
+    /// Which parts to run: `overhead`, `consent`, `sustained` (default all).
+    sections: Vec<String>,
 }
 
 fn parse_args() -> Res<Args> {
-    let mut args = Args { requests: 2000, rounds: 3, concurrency: vec![16, 64], events: 20_000, writers: 256 };
+    let mut args = Args {
+        requests: 2000,
+        rounds: 3,
+        concurrency: vec![16, 64],
+        events: 20_000,
+        writers: 256,
+        sections: ["overhead", "consent", "sustained"].map(String::from).to_vec(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let text = it.next().ok_or(format!("{flag} needs a value"))?;
         if flag == "--concurrency" {
             args.concurrency = text.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            continue;
+        }
+        if flag == "--sections" {
+            args.sections = text.split(',').map(String::from).collect();
             continue;
         }
         let value: usize = text.parse()?;
@@ -66,7 +79,7 @@ async fn main() {
 /// A tenant on a plan roomy enough that no limit or quota refuses the benchmark's load, so both servers do the
 /// same work and only the bookkeeping differs; it has accepted the DPA and recorded a consent. Returns (token,
 /// the body of a comparison of one face token with itself, naming the consent).
-async fn prepare(app: &TestApp) -> Res<(String, Value)> {
+async fn prepare(app: &TestApp, name: &str) -> Res<(String, Value)> {
     let products: serde_json::Map<String, Value> = Product::ALL
         .iter()
         .map(|p| (p.as_str().to_string(), json!({"included_units": 0, "monthly_cap": null, "unit_price_micros": 1000})))
@@ -74,7 +87,7 @@ async fn prepare(app: &TestApp) -> Res<(String, Value)> {
     let plan = json!({"name": "Bench", "tenant_qps": 1_000_000, "tenant_concurrency": 10_000, "key_qps": 1_000_000,
         "key_concurrency": 10_000, "products": products});
     app.call(reqwest::Method::PUT, "/admin/v1/plans/bench", Some(OPERATOR_TOKEN), Some(plan)).await.expect(200);
-    let tenant = app.post("/admin/v1/tenants", OPERATOR_TOKEN, json!({"name": "bench", "plan": "bench"})).await;
+    let tenant = app.post("/admin/v1/tenants", OPERATOR_TOKEN, json!({"name": name, "plan": "bench"})).await;
     let tenant = tenant.expect(201).body["tenant"]["id"].as_str().ok_or("tenant id")?.to_string();
     let consent = app.allow_biometrics(&tenant).await;
     let (_, token) = app.create_key(&tenant, &["face", "admin"]).await;
@@ -141,8 +154,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn overhead(args: &Args) -> Res<()> {
     let on = TestApp::spawn_on(Backend::Sqlite, "").await;
     let off = TestApp::spawn_on(Backend::Sqlite, "[limits]\nenabled = false\n[metering]\nenabled = false\n").await;
-    let (on_token, on_compare) = prepare(&on).await?;
-    let (off_token, off_compare) = prepare(&off).await?;
+    let (on_token, on_compare) = prepare(&on, "bench").await?;
+    let (off_token, off_compare) = prepare(&off, "bench").await?;
     println!(
         "## Overhead: limits + quotas + metering on vs off (SQLite, {} requests a round, median of {} rounds)\n",
         args.requests, args.rounds
@@ -176,8 +189,8 @@ async fn overhead(args: &Args) -> Res<()> {
 
 async fn consent_cost(args: &Args) -> Res<()> {
     let app = TestApp::spawn_on(Backend::Sqlite, "[limits]\nenabled = false\n[metering]\nenabled = false\n").await;
-    let (named, with_consent) = prepare(&app).await?;
-    let (attested, mut without) = prepare(&app).await?;
+    let (named, with_consent) = prepare(&app, "named").await?;
+    let (attested, mut without) = prepare(&app, "attested").await?;
     without.as_object_mut().ok_or("body")?.remove("consent_id");
     let allow = json!({"facepp_without_consent": "allow"});
     app.call(reqwest::Method::PUT, "/v1/settings/consent", Some(&attested), Some(allow)).await.expect(200);
@@ -253,8 +266,16 @@ async fn sustained(backend: Backend, label: &str, args: &Args) -> Res<()> {
 
 async fn run() -> Res<()> {
     let args = parse_args()?;
-    overhead(&args).await?;
-    consent_cost(&args).await?;
+    let run = |section: &str| args.sections.iter().any(|s| s == section);
+    if run("overhead") {
+        overhead(&args).await?;
+    }
+    if run("consent") {
+        consent_cost(&args).await?;
+    }
+    if !run("sustained") {
+        return Ok(());
+    }
     println!("\n## Sustained metering: usage events the store absorbs\n");
     println!("| store | events | concurrent writers | events/s | counted |");
     println!("|---|---|---|---|---|");
