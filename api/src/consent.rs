@@ -55,14 +55,26 @@ pub async fn require_facepp(
 }
 
 /// A stored face used under `grant` (compare or search by token) must be of the consent's data subject: a
-/// consent of one person does not license matching another's template.
+/// consent of one person does not license matching another's template. Without a grant (a Face++ call the
+/// tenant allows without consent) the face's subject must not be restricted.
 pub async fn check_face(
     state: &AppState,
     tenant: &Tenant,
     grant: Option<&ConsentGrant>,
     face: &FaceRecord,
 ) -> Result<(), ApiError> {
-    let (Some(grant), Some(made_under)) = (grant, &face.consent_id) else { return Ok(()) };
+    let Some(made_under) = &face.consent_id else { return Ok(()) };
+    let Some(grant) = grant else {
+        // A Face++ call the tenant lets run without consent still cannot match a restricted subject's template.
+        let data = state.stores.tenant_data(tenant)?;
+        if data.restricted_faces(vec![face.token.to_string()]).await?.is_empty() {
+            return Ok(());
+        }
+        return Err(ApiError::new(
+            ErrorCode::ProcessingRestricted,
+            format!("processing for the data subject of face token {} is restricted", face.token),
+        ));
+    };
     if *made_under == grant.consent_id {
         return Ok(());
     }

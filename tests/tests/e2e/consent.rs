@@ -286,10 +286,17 @@ async fn a_data_subject_can_be_restricted_resumed_and_erased() {
     assert_eq!(refused.error_code(), "PROCESSING_RESTRICTED");
     assert_eq!(found(&app, &token, &set, &probe, "obama3.jpg").await, Vec::<String>::new());
     app.get(&format!("/v1/faces/{token_of_alice}"), &token).await.expect(200);
+    // Not even a Face++ call the tenant lets run without consent may match her template.
+    let allow = json!({"facepp_without_consent": "allow"});
+    app.call(reqwest::Method::PUT, "/v1/settings/consent", Some(&token), Some(allow)).await.expect(200);
+    let facepp_compare = json!({"face_token1": token_of_alice, "face_token2": token_of_alice});
+    let refused = app.post("/facepp/v3/compare", &token, facepp_compare.clone()).await.expect(403);
+    assert_eq!(refused.error_code(), "PROCESSING_RESTRICTED");
 
     // Resumed: matched again.
     let resume = app.post("/v1/subjects/resume", &token, json!({"subject_ref": "alice"})).await.expect(200);
     assert_eq!(resume.body["processing_restricted"], false);
+    app.post("/facepp/v3/compare", &token, facepp_compare).await.expect(200);
     assert_eq!(found(&app, &token, &set, &probe, "obama3.jpg").await, vec!["alice".to_string()]);
 
     // Erased: every consent revoked, every template gone.
