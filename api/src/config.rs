@@ -32,6 +32,11 @@ pub struct Config {
     /// Region data stores by name. Default: one region `local` at `sqlite://<data_dir>/region-local.db`.
     #[serde(default)]
     pub regions: BTreeMap<String, RegionConfig>,
+    /// The public base URL of each region's API, for regions this node may not serve (`us =
+    /// "https://us.api.example.com"`): a request for a tenant homed elsewhere is answered `421 WRONG_REGION`
+    /// naming its region's endpoint.
+    #[serde(default)]
+    pub region_endpoints: BTreeMap<String, String>,
     /// Region for new tenants when none is given. Default: `local` if configured, else the only region.
     #[serde(default)]
     pub default_region: Option<String>,
@@ -546,6 +551,13 @@ impl Config {
     fn validate(&self) -> anyhow::Result<()> {
         for name in self.regions.keys() {
             RegionName::parse(name)?;
+        }
+        for (name, endpoint) in &self.region_endpoints {
+            RegionName::parse(name)?;
+            match url::Url::parse(endpoint) {
+                Ok(url) if matches!(url.scheme(), "https" | "http") => {}
+                _ => bail!("region_endpoints.{name}: an http(s) URL, e.g. https://{name}.api.example.com"),
+            }
         }
         if self.max_db_connections == 0 || self.max_json_bytes == 0 {
             bail!("max_db_connections and max_json_bytes must be positive");

@@ -175,6 +175,11 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// Names the tenant's home region on a `421 WRONG_REGION` answer (with `faceplate-region-endpoint`, its API's
+/// base URL, when the node knows it).
+pub const HOME_REGION_HEADER: &str = "faceplate-home-region";
+pub const REGION_ENDPOINT_HEADER: &str = "faceplate-region-endpoint";
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorEnvelope {
@@ -298,7 +303,8 @@ impl From<StoreError> for ApiError {
             StoreError::RegionNotConfigured(region) => ApiError::new(
                 ErrorCode::WrongRegion,
                 format!("this tenant's data lives in region `{region}`, which this node does not serve"),
-            ),
+            )
+            .with_header(HOME_REGION_HEADER, region),
             e @ (StoreError::Unavailable(_) | StoreError::Migration(_)) => ApiError {
                 internal: Some(e.to_string()),
                 ..ApiError::new(ErrorCode::ServiceUnavailable, "a database is unavailable; retry later")

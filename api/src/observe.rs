@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpMessage, HttpResponse, web};
 
 use crate::context::RequestContext;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, HOME_REGION_HEADER, REGION_ENDPOINT_HEADER};
 use crate::limits::Admission;
 use crate::metrics::Metrics;
 use faceplate_store::TenantId;
@@ -36,7 +36,7 @@ pub async fn observe(
     let (http_req, response) = response.map_into_boxed_body().into_parts();
     // Before anything else: an answer that cannot be metered becomes an error.
     let response = crate::metering::settle(&http_req, response).await;
-    let api_error = error_of(&response);
+    let api_error = error_of(&response).map(|e| name_region_endpoint(e, &http_req));
     let mut response = match &api_error {
         Some(error) => render_error(error, &ctx, &response),
         None => response,
@@ -100,12 +100,39 @@ fn error_of(response: &HttpResponse) -> Option<ApiError> {
     Some(ApiError::new(code, message))
 }
 
+/// A `421 WRONG_REGION` names the home region's endpoint, where the node knows it (`region_endpoints`).
+fn name_region_endpoint(mut error: ApiError, req: &actix_web::HttpRequest) -> ApiError {
+    if error.code != ErrorCode::WrongRegion {
+        return error;
+    }
+    let Some(region) = error.headers.iter().find(|(n, _)| *n == HOME_REGION_HEADER).map(|(_, v)| v.clone()) else {
+        return error;
+    };
+    let endpoint = req
+        .app_data::<web::Data<crate::state::AppState>>()
+        .and_then(|state| state.region_endpoints.get(&region).cloned());
+    if let Some(endpoint) = endpoint {
+        error.message = format!("{}; send its requests to {endpoint}", error.message);
+        error.headers.push((REGION_ENDPOINT_HEADER, endpoint));
+    }
+    error
+}
+
 fn render_error(error: &ApiError, ctx: &RequestContext, original: &HttpResponse) -> HttpResponse {
     let mut response =
         HttpResponse::build(error.code.status()).json(error.envelope(&ctx.request_id, ctx.time_used_ms()));
     for (name, value) in original.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             response.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    // Headers added to the error after it was first rendered (see `name_region_endpoint`).
+    for (name, value) in &error.headers {
+        let name = HeaderName::from_static(name);
+        if !response.headers().contains_key(&name)
+            && let Ok(value) = HeaderValue::from_str(value)
+        {
+            response.headers_mut().insert(name, value);
         }
     }
     if error.code.status() == StatusCode::SERVICE_UNAVAILABLE && !response.headers().contains_key(header::RETRY_AFTER) {

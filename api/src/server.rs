@@ -115,6 +115,7 @@ pub async fn start(config: &Config, listen: SocketAddr) -> anyhow::Result<Runnin
         deletion_grace: chrono::Duration::days(i64::from(config.privacy.deletion_grace_days)),
         default_plan: config.limits.default_plan.clone(),
         alerts: config.alerts.clone(),
+        region_endpoints: config.region_endpoints.clone(),
     });
     resume_faceset_tasks(state.clone()).await;
     let checkpointer = spawn_index_checkpointer(

@@ -34,6 +34,8 @@ pub struct AppState {
     pub deletion_grace: chrono::Duration,
     /// The plan of new tenants when none is named.
     pub default_plan: String,
+    /// Public API base URL of each region, named in `421 WRONG_REGION` answers.
+    pub region_endpoints: std::collections::BTreeMap<String, String>,
     /// Security alerts to tenants' endpoints.
     pub alerts: crate::config::AlertsConfig,
     /// SHA-256 of the operator token: compared in constant time, and the token itself is not kept in memory.

@@ -67,7 +67,8 @@ async fn a_node_without_the_home_region_refuses_the_tenant() {
 
     // A second node on the same control store that serves only `eu`.
     let config = format!(
-        "data_dir = {:?}\ncontrol_database_url = {:?}\nserver_secret = {:?}\nworkers = 1\n[regions.eu]\ndatabase_url = {:?}\n",
+        "data_dir = {:?}\ncontrol_database_url = {:?}\nserver_secret = {:?}\nworkers = 1\n[regions.eu]\ndatabase_url = {:?}\n\
+         [region_endpoints]\nus = \"https://us.faceplate.example\"\n",
         full.dbs.dir.path().join("node2").display().to_string(),
         full.dbs.control_url,
         faceplate_tests::SERVER_SECRET,
@@ -84,6 +85,10 @@ async fn a_node_without_the_home_region_refuses_the_tenant() {
     let resp = faceplate_tests::read(resp).await.expect(421);
     assert_eq!(resp.error_code(), "WRONG_REGION");
     assert!(resp.body["error"]["message"].as_str().unwrap().contains("`us`"));
+    // It names where the tenant's requests go.
+    assert_eq!(resp.header("faceplate-home-region"), Some("us"));
+    assert_eq!(resp.header("faceplate-region-endpoint"), Some("https://us.faceplate.example"));
+    assert!(resp.body["error"]["message"].as_str().unwrap().contains("https://us.faceplate.example"), "{}", resp.text);
     let resp =
         full.client.post(format!("http://{addr}/v1/keys")).bearer_auth(&admin).json(&json!({"name": "x"})).send();
     assert_eq!(faceplate_tests::read(resp.await.unwrap()).await.expect(421).error_code(), "WRONG_REGION");
