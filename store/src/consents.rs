@@ -233,9 +233,9 @@ impl TryFrom<ConsentRow> for Consent {
 
 /// In a transaction that stores templates under `consent`: fails unless the consent is still unrevoked, and
 /// holds it (a row lock on PostgreSQL; SQLite has one writer) so a revocation cannot slip in before the commit
-/// and miss the new templates.
-pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -> StoreResult<()> {
-    let Some(consent) = consent else { return Ok(()) };
+/// and miss the new templates. Returns the consent's subject.
+pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -> StoreResult<Option<String>> {
+    let Some(consent) = consent else { return Ok(None) };
     let held = diesel::update(
         consents::table.find(consent).filter(consents::tenant_id.eq(tenant)).filter(consents::revoked_at.is_null()),
     )
@@ -244,7 +244,23 @@ pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -
     if held == 0 {
         return Err(StoreError::ConsentRefused(format!("consent {consent} has been revoked")));
     }
-    Ok(())
+    let subject = consents::table.find(consent).select(consents::subject_ref).first::<String>(c)?;
+    Ok(Some(subject))
+}
+
+/// Whether a stored face may be used for `subject`: it was made under a consent of that subject (or under none:
+/// a Face++ call the tenant attested itself, or a template from before consents).
+pub(crate) fn face_of_subject(c: &mut AnyConnection, tenant: &str, face: &str, subject: &str) -> StoreResult<bool> {
+    let made_under: Option<String> =
+        faces::table.find(face).filter(faces::tenant_id.eq(tenant)).select(faces::consent_id).first(c)?;
+    let Some(made_under) = made_under else { return Ok(true) };
+    let owner = consents::table
+        .find(made_under)
+        .filter(consents::tenant_id.eq(tenant))
+        .select(consents::subject_ref)
+        .first::<String>(c)
+        .optional()?;
+    Ok(owner.as_deref() == Some(subject))
 }
 
 /// Revokes the given consents and deletes every template made under them, in the caller's transaction.

@@ -70,6 +70,8 @@ pub enum FailureReason {
     InvalidFaceToken,
     /// The set is at its capacity.
     QuotaExceeded,
+    /// The face was made under the consent of another data subject than the one it is being added under.
+    ConsentRequired,
 }
 
 impl FailureReason {
@@ -77,6 +79,7 @@ impl FailureReason {
         match self {
             FailureReason::InvalidFaceToken => "INVALID_FACE_TOKEN",
             FailureReason::QuotaExceeded => "QUOTA_EXCEEDED",
+            FailureReason::ConsentRequired => "CONSENT_REQUIRED",
         }
     }
 }
@@ -519,7 +522,7 @@ impl TenantData {
         self.db
             .run(move |c| {
                 write_transaction(c, |c| {
-                    crate::consents::hold(c, &tenant, consent.as_deref())?;
+                    let subject = crate::consents::hold(c, &tenant, consent.as_deref())?;
                     let set = lock_for_change(c, &tenant, &set)?;
                     let (mut count, mut max_key, mut added) = (set.face_count, set.max_key, 0);
                     let mut failures = Vec::new();
@@ -533,6 +536,10 @@ impl TenantData {
                         };
                         if !live_face_exists(c, &tenant, face.as_str())? {
                             fail(raw, FailureReason::InvalidFaceToken);
+                        } else if let Some(subject) = &subject
+                            && !crate::consents::face_of_subject(c, &tenant, face.as_str(), subject)?
+                        {
+                            fail(raw, FailureReason::ConsentRequired);
                         } else if count >= capacity {
                             if !is_member(c, &set, face.as_str())? {
                                 fail(raw, FailureReason::QuotaExceeded);

@@ -254,7 +254,8 @@ pub fn spawn_task(state: web::Data<AppState>, tenant: Tenant, task: FaceSetTask)
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FailureDetail {
     pub face_token: String,
-    /// `INVALID_FACE_TOKEN` (unknown, expired, or not in the set) or `QUOTA_EXCEEDED` (the set is full).
+    /// `INVALID_FACE_TOKEN` (unknown, expired, or not in the set), `QUOTA_EXCEEDED` (the set is full) or
+    /// `CONSENT_REQUIRED` (the face is of another data subject than the consent it is added under).
     pub reason: String,
 }
 

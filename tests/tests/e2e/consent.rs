@@ -226,6 +226,13 @@ async fn revoking_a_consent_deletes_every_template_made_under_it() {
         app.post(&format!("/v1/facesets/{staff}/faces"), &token, add).await.expect(403).error_code(),
         "CONSENT_REQUIRED"
     );
+    // Obama's template cannot be enrolled under Biden's consent.
+    let mixed = json!({"face_tokens": [loose], "consent_id": biden});
+    let refused = app.post(&format!("/v1/facesets/{staff}/faces"), &token, mixed).await.expect(200).body;
+    assert_eq!(
+        (refused["changed"].clone(), refused["failure_detail"][0]["reason"].clone()),
+        (json!(0), json!("CONSENT_REQUIRED"))
+    );
 
     assert!(found(&app, &token, &staff, &probe, "obama3.jpg").await.contains(&"obama".to_string()));
     assert!(found(&app, &token, &visitors, &probe, "obama.jpg").await.contains(&"obama".to_string()));
