@@ -311,8 +311,8 @@ struct NumberCandidate {
     /// Part of a longer run of digit groups, never taken as the number: one in ten prefixes of a misread number
     /// passes the Luhn check.
     partial: bool,
-    /// A digit seen twice across a gap was dropped ([`gap_repairs`]).
-    repaired: bool,
+    /// A digit was dropped ([`gap_repairs`]): which kind of repair.
+    repair: Option<Repair>,
     confidence: f32,
     line: usize,
 }
@@ -330,6 +330,7 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
                 .map(|t| (t.to_string(), digit_token(t)))
                 .collect()
         })
+        .map(stray_letters_as_lone_groups)
         .collect();
     let mut out = Vec::new();
     let mut push_runs = |tokens: &[Token], confidence: f32, line: usize| {
@@ -349,20 +350,22 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
                 }
                 let partial = (start > 0 && is_digits(start - 1)) || is_digits(start + offset + 1);
                 let raw = raw.join(" ");
-                let candidate = |digits: String, changed: bool, repaired: bool| NumberCandidate {
+                let candidate = |digits: String, changed: bool, repair: Option<Repair>| NumberCandidate {
                     digits,
                     raw: raw.clone(),
                     changed,
                     partial,
-                    repaired,
+                    repair,
                     confidence,
                     line,
                 };
                 if !partial {
-                    out.extend(gap_repairs(&groups).into_iter().map(|digits| candidate(digits, true, true)));
+                    out.extend(
+                        gap_repairs(&groups).into_iter().map(|(digits, kind)| candidate(digits, true, Some(kind))),
+                    );
                 }
                 if (13..=19).contains(&digits.len()) {
-                    out.push(candidate(digits, changed, false));
+                    out.push(candidate(digits, changed, None));
                 }
             }
         }
@@ -380,11 +383,70 @@ fn number_candidates(lines: &[TextLine]) -> Vec<NumberCandidate> {
     out
 }
 
+/// A lone letter between two digit groups (`7041 L 0454`), or a letter before a group of four after one
+/// (`3141 L8013`), is the recogniser seeing something in the gap. It is kept as a character that is not a digit,
+/// so the run goes on across it and only a repair that drops it ([`gap_repairs`]) can be a number.
+fn stray_letters_as_lone_groups(mut tokens: Vec<Token>) -> Vec<Token> {
+    for i in 1..tokens.len() {
+        if tokens[i].1.is_some() || tokens[i - 1].1.is_none() {
+            continue;
+        }
+        let mut chars = tokens[i].0.chars();
+        let first = chars.next().filter(char::is_ascii_alphabetic);
+        let rest = chars.as_str();
+        if first.is_some() && rest.is_empty() && tokens.get(i + 1).is_some_and(|t| t.1.is_some()) {
+            tokens[i].1 = Some(("?".to_string(), true));
+        } else if first.is_some()
+            && let Some((digits, _)) = digit_token(rest).filter(|_| rest.len() == 4)
+        {
+            // `L8013`: the letter is what was seen in the gap before a group of four.
+            tokens[i].1 = Some((format!("?{digits}"), true));
+        }
+    }
+    tokens
+}
+
 /// The recogniser's commonest misreading of an embossed number: in the wide gap between two groups it sees the
 /// digit beside the gap twice (`4988 8950` read `49888 8950`, `1265 8787` read `1265 5 8787`), or a digit that
 /// is not there at all (`6266 4133` read `6266 5 4133`). Each repair drops one copy of a digit that repeats
-/// across a gap, or a lone digit between two groups (no card prints a group of one).
-fn gap_repairs(groups: &[&str]) -> Vec<String> {
+/// across a gap, or a lone digit between two groups (no card prints a group of one), or the digit at the gap end
+/// of a group of five among groups (`8326 54797`, `0276 50313`: cards print groups of four).
+fn gap_repairs(groups: &[&str]) -> Vec<(String, Repair)> {
+    let mut repairs: Vec<(String, Repair)> =
+        seen_twice_or_alone(groups).into_iter().map(|r| (r, Repair::SeenTwiceOrAlone)).collect();
+    // Only for the one group of five of a run: with two, one repair leaves a 17-digit reading that passes the
+    // Luhn check one time in ten.
+    let fives: Vec<usize> = (0..groups.len()).filter(|&k| groups[k].len() == 5).collect();
+    if let [k] = fives[..]
+        && groups.len() >= 2
+    {
+        let mut repaired = groups.to_vec();
+        if k > 0 {
+            repaired[k] = &groups[k][1..];
+            repairs.push((repaired.concat(), Repair::GroupOfFive));
+        }
+        if k + 1 < groups.len() {
+            repaired[k] = &groups[k][..4];
+            repairs.push((repaired.concat(), Repair::GroupOfFive));
+        }
+    }
+    repairs.retain(|(r, _)| (13..=19).contains(&r.len()));
+    // The same digits by both kinds of repair count once, as the stronger kind.
+    repairs.sort();
+    repairs.dedup_by(|later, earlier| later.0 == earlier.0);
+    repairs
+}
+
+/// Kinds of [`gap_repairs`], the stronger first: a digit repeated across the gap (or a lone group) says where the
+/// extra digit is; a group of five only says that one is there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Repair {
+    SeenTwiceOrAlone,
+    GroupOfFive,
+}
+
+/// The repairs for a digit seen twice across a gap, and for a lone group between two others.
+fn seen_twice_or_alone(groups: &[&str]) -> Vec<String> {
     let mut repairs = Vec::new();
     for k in 1..groups.len().saturating_sub(1) {
         if groups[k].len() == 1 {
@@ -407,9 +469,6 @@ fn gap_repairs(groups: &[&str]) -> Vec<String> {
         }
         repairs.push(repaired.concat());
     }
-    repairs.retain(|r| (13..=19).contains(&r.len()));
-    repairs.sort();
-    repairs.dedup();
     repairs
 }
 
@@ -424,10 +483,21 @@ fn find_number(lines: &[TextLine]) -> (Field<CardNumber>, Option<usize>) {
         .filter(|c| !c.partial)
         .filter_map(|c| CardNumber::parse(&c.digits).ok().map(|n| (c, n)))
         .collect();
-    let valid_repairs_of =
-        |c: &NumberCandidate| parsed.iter().filter(|(o, _)| o.repaired && o.line == c.line && o.raw == c.raw).count();
-    let mut valid: Vec<&(&NumberCandidate, CardNumber)> =
-        parsed.iter().filter(|(c, _)| !(c.repaired && valid_repairs_of(c) > 1)).collect();
+    // A repair is taken only when it is the one valid repair of its kind for its run, and a weaker kind only
+    // when no stronger repair of the run is valid.
+    let valid_repairs_of = |c: &NumberCandidate, kind: Repair| {
+        parsed.iter().filter(|(o, _)| o.repair == Some(kind) && o.line == c.line && o.raw == c.raw).count()
+    };
+    let mut valid: Vec<&(&NumberCandidate, CardNumber)> = parsed
+        .iter()
+        .filter(|(c, _)| match c.repair {
+            None => true,
+            Some(Repair::SeenTwiceOrAlone) => valid_repairs_of(c, Repair::SeenTwiceOrAlone) == 1,
+            Some(Repair::GroupOfFive) => {
+                valid_repairs_of(c, Repair::GroupOfFive) == 1 && valid_repairs_of(c, Repair::SeenTwiceOrAlone) == 0
+            }
+        })
+        .collect();
     valid.sort_by_key(|(c, n)| {
         let usual = n.network().usual_length(n.digits().len());
         (!usual, c.changed, std::cmp::Reverse(n.digits().len()))
@@ -862,9 +932,26 @@ mod tests {
         assert!(luhn_valid("4374919707336"));
         let card = parse_bank_card(&lines(&["4374919707336 6558"]));
         assert_eq!(card.number.status, FieldStatus::Unreadable);
+        // A digit (or a letter) seen in the gap, at the start of a group of five or alone.
+        for (read, truth) in [
+            ("6515 9088 8326 54797", "6515908883264797"),
+            ("4279 3507 3141 L8013", "4279350731418013"),
+            ("6274 9402 0276 50313", "6274940202760313"),
+            ("548123609098 34490", "5481236090984490"),
+            ("6277 1859 7041 L 0454", "6277185970410454"),
+            ("4385 0046 4708 33319", "4385004647083319"),
+        ] {
+            let card = parse_bank_card(&lines(&[read, "VALID THRU 12/26"]));
+            assert_eq!(card.number.value.as_ref().map(CardNumber::digits), Some(truth), "{read}");
+            assert_eq!(card.number.status, FieldStatus::Corrected, "{read}");
+        }
+        // Two groups of five: one repair cannot make the number (it would leave 17 digits), so none is tried.
+        let card = parse_bank_card(&lines(&["6246 5035 56478 30959", "VALID THRU 12/26"]));
+        assert_ne!(card.number.value.as_ref().map(CardNumber::digits), Some("62465035564780959"));
         // Repairs at different gaps that give the same digits are one repair.
         let groups = ["4111", "1111", "11111", "1111"];
-        assert_eq!(gap_repairs(&groups), vec!["4111111111111111".to_string()]);
+        let repairs: Vec<String> = gap_repairs(&groups).into_iter().map(|(r, _)| r).collect();
+        assert_eq!(repairs, vec!["4111111111111111".to_string()]);
         // Two different repairs both valid: neither is guessed.
         assert!(luhn_valid("4198061662251996") && luhn_valid("4198006162251996"));
         let card = parse_bank_card(&lines(&["41980 0616 6225 1996"]));
