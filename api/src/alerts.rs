@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use faceplate_store::Stores;
 use faceplate_store::alerts::{self, PendingAlert};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 use crate::config::AlertsConfig;
 use crate::error::ApiError;
@@ -22,12 +20,10 @@ const LEASE_MS: i64 = 60_000;
 const MAX_ATTEMPTS: i32 = 30;
 const MAX_BACKOFF_SECS: i64 = 3600;
 
-/// The `Faceplate-Signature` header for `body` sent at `t`.
+/// The `Faceplate-Signature` header for `body` sent at `t`: Stripe's webhook signature scheme.
 pub fn signature(secret: &str, t: i64, body: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-    mac.update(format!("{t}.{body}").as_bytes());
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    let v1 = faceplate_billing::webhook::signature(secret.as_bytes(), t, body.as_bytes());
+    format!("t={t},v1={v1}")
 }
 
 /// An endpoint URL a tenant may set: https (http only where the operator allows it), no credentials in it.

@@ -78,8 +78,8 @@ pub async fn check_face(
     if *made_under == grant.consent_id {
         return Ok(());
     }
-    let subjects = state.stores.tenant_data(tenant)?.consent_subjects(vec![made_under.to_string()]).await?;
-    if subjects.iter().any(|(_, subject)| *subject == grant.subject_ref) {
+    let subject = state.stores.tenant_data(tenant)?.consent_subject(made_under).await?;
+    if subject.as_ref() == Some(&grant.subject_ref) {
         return Ok(());
     }
     Err(ApiError::new(

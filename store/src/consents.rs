@@ -233,9 +233,9 @@ impl TryFrom<ConsentRow> for Consent {
 
 /// In a transaction that stores templates under `consent`: fails unless the consent is still unrevoked, and
 /// holds it (a row lock on PostgreSQL; SQLite has one writer) so a revocation cannot slip in before the commit
-/// and miss the new templates. Returns the consent's subject.
-pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -> StoreResult<Option<String>> {
-    let Some(consent) = consent else { return Ok(None) };
+/// and miss the new templates.
+pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -> StoreResult<()> {
+    let Some(consent) = consent else { return Ok(()) };
     let held = diesel::update(
         consents::table.find(consent).filter(consents::tenant_id.eq(tenant)).filter(consents::revoked_at.is_null()),
     )
@@ -244,8 +244,17 @@ pub(crate) fn hold(c: &mut AnyConnection, tenant: &str, consent: Option<&str>) -
     if held == 0 {
         return Err(StoreError::ConsentRefused(format!("consent {consent} has been revoked")));
     }
-    let subject = consents::table.find(consent).select(consents::subject_ref).first::<String>(c)?;
-    Ok(Some(subject))
+    Ok(())
+}
+
+/// The data subject of one of the tenant's consents, if it exists.
+pub(crate) fn subject_of(c: &mut AnyConnection, tenant: &str, consent: &str) -> StoreResult<Option<String>> {
+    Ok(consents::table
+        .find(consent)
+        .filter(consents::tenant_id.eq(tenant))
+        .select(consents::subject_ref)
+        .first::<String>(c)
+        .optional()?)
 }
 
 /// Whether a stored face may be used for `subject`: it was made under a consent of that subject (or under none:
@@ -254,13 +263,7 @@ pub(crate) fn face_of_subject(c: &mut AnyConnection, tenant: &str, face: &str, s
     let made_under: Option<String> =
         faces::table.find(face).filter(faces::tenant_id.eq(tenant)).select(faces::consent_id).first(c)?;
     let Some(made_under) = made_under else { return Ok(true) };
-    let owner = consents::table
-        .find(made_under)
-        .filter(consents::tenant_id.eq(tenant))
-        .select(consents::subject_ref)
-        .first::<String>(c)
-        .optional()?;
-    Ok(owner.as_deref() == Some(subject))
+    Ok(subject_of(c, tenant, &made_under)?.as_deref() == Some(subject))
 }
 
 /// Revokes the given consents and deletes every template made under them, in the caller's transaction.
@@ -453,19 +456,10 @@ impl TenantData {
         Ok(ConsentGrant { consent_id: consent.consent_id, subject_ref: consent.subject_ref })
     }
 
-    /// The subjects of the given consents (unknown ids are left out).
-    pub async fn consent_subjects(&self, ids: Vec<String>) -> StoreResult<Vec<(ConsentId, String)>> {
-        let tenant = self.tenant.id.to_string();
-        self.db
-            .run(move |c| {
-                let rows: Vec<(String, String)> = consents::table
-                    .filter(consents::tenant_id.eq(tenant))
-                    .filter(consents::id.eq_any(ids))
-                    .select((consents::id, consents::subject_ref))
-                    .load(c)?;
-                Ok(rows.into_iter().map(|(id, s)| (ConsentId::from_db(id), s)).collect())
-            })
-            .await
+    /// The data subject of one of the tenant's consents, if it exists.
+    pub async fn consent_subject(&self, id: &ConsentId) -> StoreResult<Option<String>> {
+        let (tenant, id) = (self.tenant.id.to_string(), id.to_string());
+        self.db.run(move |c| subject_of(c, &tenant, &id)).await
     }
 
     /// Revokes one consent and deletes every template made under it (face tokens, FaceSet entries; the

@@ -522,7 +522,11 @@ impl TenantData {
         self.db
             .run(move |c| {
                 write_transaction(c, |c| {
-                    let subject = crate::consents::hold(c, &tenant, consent.as_deref())?;
+                    crate::consents::hold(c, &tenant, consent.as_deref())?;
+                    let subject = match &consent {
+                        Some(consent) => crate::consents::subject_of(c, &tenant, consent)?,
+                        None => None,
+                    };
                     let set = lock_for_change(c, &tenant, &set)?;
                     let (mut count, mut max_key, mut added) = (set.face_count, set.max_key, 0);
                     let mut failures = Vec::new();

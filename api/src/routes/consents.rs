@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::{AdminScope, AnyScope, Caller, FaceScope};
 use crate::context::{Meta, RequestContext};
 use crate::error::{ApiError, ErrorCode, ErrorEnvelope};
+use crate::routes::facesets::refresh_sets;
 use crate::routes::types::next_after;
 use crate::state::AppState;
 
@@ -261,17 +262,8 @@ pub async fn revoke_consent(
     let id = parse_consent(&path)?;
     let data = state.stores.tenant_data(&caller.tenant)?;
     let receipt = data.revoke_consent(&id, state.token_ttl(&caller.tenant), &caller.provenance()).await?;
-    refresh_indexes(&state, &data, &receipt).await;
+    refresh_sets(&state, &data, &receipt.facesets).await;
     Ok(HttpResponse::Ok().json(ReceiptResponse { meta: caller.ctx.meta(), receipt: receipt.into() }))
-}
-
-/// Brings the indexes of the sets a deletion touched up to date now (a search would catch up anyway).
-async fn refresh_indexes(state: &AppState, data: &faceplate_store::TenantData, receipt: &DeletionReceipt) {
-    for token in &receipt.facesets {
-        if let Ok(set) = data.get_faceset(faceplate_store::FaceSetRef::Token(token.clone())).await {
-            state.indexes.refresh_soon(data.clone(), set);
-        }
-    }
 }
 
 /// Names a data subject by your reference.
@@ -309,7 +301,7 @@ pub async fn erase_subject(
     let data = state.stores.tenant_data(&caller.tenant)?;
     let receipt =
         data.erase_subject(body.subject_ref.trim(), state.token_ttl(&caller.tenant), &caller.provenance()).await?;
-    refresh_indexes(&state, &data, &receipt).await;
+    refresh_sets(&state, &data, &receipt.facesets).await;
     Ok(HttpResponse::Ok().json(ReceiptResponse { meta: caller.ctx.meta(), receipt: receipt.into() }))
 }
 

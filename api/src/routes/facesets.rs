@@ -764,6 +764,15 @@ pub async fn add_faceset_faces(
     Ok(membership_response(&state, data, caller.ctx.meta(), change))
 }
 
+/// Brings the indexes of sets a deletion touched up to date now (a search would catch up anyway).
+pub async fn refresh_sets(state: &AppState, data: &TenantData, sets: &[FaceSetToken]) {
+    for token in sets {
+        if let Ok(set) = data.get_faceset(FaceSetRef::Token(token.clone())).await {
+            state.indexes.refresh_soon(data.clone(), set);
+        }
+    }
+}
+
 fn membership_response(state: &AppState, data: TenantData, meta: Meta, change: MembershipChange) -> HttpResponse {
     state.indexes.refresh_soon(data, change.faceset.clone());
     HttpResponse::Ok().json(MembershipResponse {
@@ -1097,11 +1106,7 @@ pub async fn delete_face(
     let token = FaceToken::parse(&path).ok_or_else(|| ApiError::new(ErrorCode::FaceNotFound, "face not found"))?;
     let data = state.stores.tenant_data(&caller.tenant)?;
     let sets = data.delete_face(&token, state.token_ttl(data.tenant())).await?;
-    for set in &sets {
-        if let Ok(set) = data.get_faceset(FaceSetRef::Token(set.clone())).await {
-            state.indexes.refresh_soon(data.clone(), set);
-        }
-    }
+    refresh_sets(&state, &data, &sets).await;
     Ok(HttpResponse::Ok().json(DeletedResponse {
         meta: caller.ctx.meta(),
         deleted: token.to_string(),
