@@ -375,6 +375,11 @@ impl Ocr {
     pub fn recognize(&mut self, crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
         recognize::recognize(&mut self.recognizer, &self.charset, crops)
     }
+
+    /// Reads each crop (one text line) with the recogniser's choices for every character.
+    pub fn recognize_choices(&mut self, crops: &[RgbImage]) -> EngineResult<Vec<recognize::Recognized>> {
+        recognize::recognize_choices(&mut self.recognizer, &self.charset, crops)
+    }
 }
 
 /// Lines found and cut out, the right way up, not yet read.

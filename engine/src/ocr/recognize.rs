@@ -46,7 +46,21 @@ pub fn charset(session: &Session) -> Result<Vec<String>, String> {
 
 /// Reads each crop: its text and confidence (mean probability of the characters kept; 0 for no text).
 pub fn recognize(session: &mut Session, charset: &[String], crops: &[RgbImage]) -> EngineResult<Vec<(String, f32)>> {
-    let mut results = vec![(String::new(), 0.0); crops.len()];
+    recognize_with(session, crops, |sequence| ctc_greedy(sequence, charset))
+}
+
+/// Reads each crop with the recogniser's choices for every character (see [`ctc_choices`]).
+pub fn recognize_choices(
+    session: &mut Session,
+    charset: &[String],
+    crops: &[RgbImage],
+) -> EngineResult<Vec<Recognized>> {
+    recognize_with(session, crops, |sequence| ctc_choices(sequence, charset, CLASSES))
+}
+
+/// Runs the recogniser over the crops in batches and decodes each crop's output sequence with `decode`.
+fn recognize_with<T>(session: &mut Session, crops: &[RgbImage], decode: impl Fn(&[f32]) -> T) -> EngineResult<Vec<T>> {
+    let mut results: Vec<Option<T>> = (0..crops.len()).map(|_| None).collect();
     let ratio = |i: usize| f64::from(crops[i].width()) / f64::from(crops[i].height());
     for batch in batches(&by_aspect_ratio(crops), ratio) {
         let widest = batch.iter().map(|&i| ratio(i)).fold(0.0, f64::max);
@@ -66,10 +80,11 @@ pub fn recognize(session: &mut Session, charset: &[String], crops: &[RgbImage]) 
         }
         let steps = shape[1] as usize;
         for (&i, sequence) in batch.iter().zip(probs.chunks_exact(steps * CLASSES)) {
-            results[i] = ctc_greedy(sequence, charset);
+            results[i] = Some(decode(sequence));
         }
     }
-    Ok(results)
+    // Every crop is in exactly one batch.
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// Splits lines sorted by aspect ratio into batches of at most [`BATCH`], each padded to its widest line: a
@@ -121,6 +136,83 @@ pub fn ctc_greedy_over(sequence: &[f32], charset: &[String], classes: usize) -> 
     (text, confidence)
 }
 
+/// How many choices [`ctc_choices`] keeps for each character.
+pub const CHOICES: usize = 4;
+
+/// A text line as read, with the recogniser's choices for each character of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognized {
+    pub text: String,
+    /// Mean probability of the characters kept (0 for no text), as [`ctc_greedy`] gives it.
+    pub confidence: f32,
+    /// One entry per character of `text`, in order: the classes most probable over the steps the character was
+    /// read in, most probable first (the character read is the first), at most [`CHOICES`].
+    pub choices: Vec<Vec<(char, f32)>>,
+}
+
+impl Recognized {
+    /// The reading without leading and trailing whitespace (and their choices).
+    pub fn trimmed(mut self) -> Recognized {
+        let blank = |c: &Vec<(char, f32)>| c.first().is_none_or(|(ch, _)| ch.is_whitespace());
+        let start = self.choices.iter().take_while(|c| blank(c)).count();
+        let end = self.choices.len() - self.choices.iter().rev().take_while(|c| blank(c)).count();
+        self.choices = self.choices.drain(start..end.max(start)).collect();
+        self.text = self.choices.iter().filter_map(|c| c.first().map(|(ch, _)| *ch)).collect();
+        self
+    }
+}
+
+/// Greedy CTC as [`ctc_greedy_over`], keeping for each character the other classes that rated highest over its
+/// steps. A format's grammar can then pick the likeliest character it allows where the first choice is not one
+/// (a plate's province read as a look-alike character that is not a province).
+pub fn ctc_choices(sequence: &[f32], charset: &[String], classes: usize) -> Recognized {
+    let class_char = |k: usize| charset.get(k).and_then(|s| s.chars().next());
+    let mut choices: Vec<Vec<(char, f32)>> = Vec::new();
+    let (mut sum, mut previous) = (0.0f32, usize::MAX);
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(CHOICES + 1);
+    for step in sequence.chunks_exact(classes) {
+        let (class, p) = step
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (k, &p)| if p > best.1 { (k, p) } else { best });
+        let starts = class != 0 && class != previous;
+        let continues = class != 0 && class == previous;
+        if starts {
+            best.clear();
+            sum += p;
+        }
+        if starts || continues {
+            // The highest probabilities of any non-blank class over this character's steps.
+            for (k, &q) in step.iter().enumerate().skip(1) {
+                if best.len() == CHOICES && q <= best[CHOICES - 1].1 {
+                    continue;
+                }
+                match best.iter().position(|&(c, _)| c == k) {
+                    Some(at) if best[at].1 >= q => continue,
+                    Some(at) => {
+                        best.remove(at);
+                    }
+                    None => {}
+                }
+                let at = best.iter().position(|&(_, b)| q > b).unwrap_or(best.len());
+                best.insert(at, (k, q));
+                best.truncate(CHOICES);
+            }
+            let kept: Vec<(char, f32)> = best.iter().filter_map(|&(k, q)| class_char(k).map(|c| (c, q))).collect();
+            if starts {
+                choices.push(kept);
+            } else if let Some(last) = choices.last_mut() {
+                *last = kept;
+            }
+        }
+        previous = class;
+    }
+    let choices: Vec<Vec<(char, f32)>> = choices.into_iter().filter(|c| !c.is_empty()).collect();
+    let text = choices.iter().map(|c| c[0].0).collect();
+    let confidence = if choices.is_empty() { 0.0 } else { sum / choices.len() as f32 };
+    Recognized { text, confidence, choices }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +223,39 @@ mod tests {
         let sorted: Vec<usize> = (0..ratios.len()).collect();
         let batches = batches(&sorted, |i| ratios[i]);
         assert_eq!(batches, vec![&[0, 1, 2, 3, 4, 5][..], &[6, 7][..], &[8, 9][..]]);
+    }
+
+    #[test]
+    fn ctc_choices_keep_each_characters_runners_up() {
+        let charset: Vec<String> = (0..CLASSES).map(|k| if k == 0 { String::new() } else { k.to_string() }).collect();
+        let charset: Vec<String> = charset.iter().map(|s| s.chars().last().unwrap_or(' ').to_string()).collect();
+        // Steps: 5 (8 second), 5 (8 higher than before, 3 third), blank, 7 (1 second), 7, space -> "57 ".
+        let mut sequence = vec![0.0f32; 6 * CLASSES];
+        let steps: [&[(usize, f32)]; 6] = [
+            &[(5, 0.7), (8, 0.2)],
+            &[(5, 0.5), (8, 0.3), (3, 0.1)],
+            &[(0, 0.9)],
+            &[(7, 0.6), (1, 0.3)],
+            &[(7, 0.8)],
+            &[(CLASSES - 1, 0.9)],
+        ];
+        for (step, classes) in steps.iter().enumerate() {
+            for &(class, p) in *classes {
+                sequence[step * CLASSES + class] = p;
+            }
+        }
+        let mut charset = charset;
+        charset[CLASSES - 1] = " ".into();
+        let read = ctc_choices(&sequence, &charset, CLASSES);
+        assert_eq!(read.text, "57 ");
+        assert_eq!((read.choices[0][0], read.choices[0][1], read.choices[0][2]), (('5', 0.7), ('8', 0.3), ('3', 0.1)));
+        assert_eq!((read.choices[1][0], read.choices[1][1]), (('7', 0.8), ('1', 0.3)));
+        assert_eq!(read.choices[0].len(), CHOICES);
+        assert!((read.confidence - (0.7 + 0.6 + 0.9) / 3.0).abs() < 1e-6);
+        let trimmed = read.trimmed();
+        assert_eq!((trimmed.text.as_str(), trimmed.choices.len()), ("57", 2));
+        // It reads what greedy CTC reads.
+        assert_eq!(ctc_greedy(&sequence, &charset).0, "57 ");
     }
 
     #[test]

@@ -79,12 +79,9 @@ impl Default for PlateSettings {
     }
 }
 
-/// A reading of a plate's text with its confidence (mean probability of the characters kept, 0..=1).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reading {
-    pub text: String,
-    pub confidence: f32,
-}
+/// A reading of a plate's text with its confidence (mean probability of the characters kept, 0..=1) and the
+/// recogniser's choices for each character, most probable first.
+pub type Reading = crate::ocr::recognize::Recognized;
 
 /// One plate found and read.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,11 +153,9 @@ impl Plates {
         }
         let readings = self.recognize(&crops)?;
         let general: Vec<Option<Reading>> = match ocr {
-            Some(ocr) if !crops.is_empty() => ocr
-                .recognize(&crops)?
-                .into_iter()
-                .map(|(text, confidence)| Some(Reading { text: text.trim().to_string(), confidence }))
-                .collect(),
+            Some(ocr) if !crops.is_empty() => {
+                ocr.recognize_choices(&crops)?.into_iter().map(|reading| Some(reading.trimmed())).collect()
+            }
             _ => vec![None; crops.len()],
         };
         let plates = kept
@@ -206,10 +201,7 @@ impl Plates {
         let steps = shape[1] as usize;
         Ok(probs
             .chunks_exact(steps * CLASSES)
-            .map(|sequence| {
-                let (text, confidence) = crate::ocr::recognize::ctc_greedy_over(sequence, &self.charset, CLASSES);
-                Reading { text, confidence }
-            })
+            .map(|sequence| crate::ocr::recognize::ctc_choices(sequence, &self.charset, CLASSES))
             .collect())
     }
 }
