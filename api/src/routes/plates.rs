@@ -1,8 +1,8 @@
 //! Licence plates: `POST /v1/plates/recognize` and Face++'s `POST /imagepp/v1/licenseplate` (`ocr` scope).
 //!
-//! The engine finds each plate, its corners and colour, and reads it with the plate recogniser (and, for a
-//! plate that recogniser is unsure of, the general text recogniser); [`interpret`] keeps the reading that
-//! passes the plate format rules of `faceplate-documents`. A plate whose text passes no rule is returned as
+//! The engine finds each plate (with the plate detector, or as a line of text where it found none), its corners
+//! and colour, and reads it with the plate recogniser and the general text recogniser; [`interpret`] keeps the
+//! reading that passes the plate format rules of `faceplate-documents`. A plate whose text passes no rule is returned as
 //! `unreadable` with its raw text, never as a number.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
@@ -58,9 +58,12 @@ pub struct PlateView {
     pub color: Option<PlateColor>,
     /// Recognition confidence, 0..1.
     pub confidence: f32,
-    /// Detection confidence, 0..1.
+    /// Detection confidence, 0..1. 0 for a plate the plate detector missed and the text detector found as a line
+    /// of text (Singapore's and some European plates): such a line is a plate only when it reads as one of a
+    /// specific format.
     pub detection_confidence: f32,
-    /// The plate's corners clockwise from top-left (`[x, y]`, image pixels).
+    /// The plate's corners clockwise from top-left (`[x, y]`, image pixels); for a plate found as a line of
+    /// text, the corners of its text.
     pub corners: [[f32; 2]; 4],
 }
 

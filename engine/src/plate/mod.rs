@@ -5,8 +5,13 @@
 //! The plate recogniser was trained on mainland plates photographed on the road; it knows no other formats and
 //! misreads the province character of lettering unlike its training plates (it read a rendered 京 as 皖 or 苏
 //! where PP-OCRv4 read it right at 0.95). So the PP-OCRv4 text recogniser reads every straightened plate too,
-//! and both readings are returned: which one is a valid plate is for the caller's format rules. The second
-//! reading costs one recogniser run per image (all its plates in one batch).
+//! and both readings are returned, each with the recogniser's choices for every character: which one is a valid
+//! plate is for the caller's format rules. The second reading costs one recogniser run per image (all its plates
+//! in one batch).
+//!
+//! Plates unlike the mainland's (Singapore's white on black, some European ones) the plate detector does not find
+//! at all; the general text detector looks for them as plate-shaped lines of text outside the plates found
+//! ([`PlateSettings::line_search_side`]), with detection score 0, for the caller to accept only as a valid plate.
 
 pub mod colour;
 pub mod detect;
@@ -22,7 +27,9 @@ pub use colour::PlateColour;
 pub use detect::PlateDetection;
 
 use crate::error::{EngineError, EngineResult};
-use crate::ocr::{Ocr, Quad, normalized_bgr, resize};
+use crate::geometry::BoxF;
+use crate::ocr::detect::distance;
+use crate::ocr::{Ocr, OcrSettings, Quad, normalized_bgr, resize};
 use crate::runtime::{self, ModelSpec};
 
 /// CTC classes: 0 = blank, then the dictionary's 72 characters.
@@ -71,11 +78,21 @@ pub struct PlateSettings {
     pub max_side: u32,
     /// The most plates read per image, largest first (16).
     pub max_plates: usize,
+    /// The general text detector also looks for plates the plate detector missed, as lines of text, in the
+    /// scene shrunk to this many pixels a side (640; 0 turns it off). It costs about 40-70 ms an image on one
+    /// core, and finds Singapore's and some European plates the plate detector does not (BENCHMARKS.md).
+    pub line_search_side: u32,
 }
 
 impl Default for PlateSettings {
     fn default() -> Self {
-        PlateSettings { score_threshold: 0.3, nms_threshold: 0.4, max_side: 1280, max_plates: 16 }
+        PlateSettings {
+            score_threshold: 0.3,
+            nms_threshold: 0.4,
+            max_side: 1280,
+            max_plates: 16,
+            line_search_side: 640,
+        }
     }
 }
 
@@ -140,9 +157,15 @@ impl Plates {
         settings: &PlateSettings,
         ocr: Option<&mut Ocr>,
     ) -> EngineResult<PlateOutput> {
+        let mut ocr = ocr;
         let mut detections = detect::detect(&mut self.detector, image, settings)?;
         detections.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
         detections.truncate(settings.max_plates);
+        if let Some(ocr) = ocr.as_deref_mut().filter(|_| settings.line_search_side > 0) {
+            let room = settings.max_plates - detections.len();
+            let lines = plate_like_lines(ocr, image, settings.line_search_side, &detections)?;
+            detections.extend(lines.into_iter().take(room));
+        }
         let mut kept = Vec::new();
         let mut crops = Vec::new();
         for detection in detections {
@@ -204,6 +227,61 @@ impl Plates {
             .map(|sequence| crate::ocr::recognize::ctc_choices(sequence, &self.charset, CLASSES))
             .collect())
     }
+}
+
+/// The text detector's settings for finding plates as lines of text: the scene at most `side` pixels a side and
+/// never enlarged (a plate's characters are large), upright lines only.
+fn line_search(side: u32) -> OcrSettings {
+    OcrSettings {
+        max_side: side,
+        limit_side: 0,
+        max_upscaled_side: side,
+        classify_angle: false,
+        straighten_above: 0.0,
+        ..OcrSettings::default()
+    }
+}
+/// A plate's line of text is 2 to 12 times as long as it is high (4 to 10 characters and their gaps).
+const LINE_ASPECT: std::ops::RangeInclusive<f32> = 2.0..=12.0;
+/// Shorter lines of text are too small to read as a plate.
+const MIN_LINE_HEIGHT: f32 = 10.0;
+
+/// Lines of text shaped like a plate's, outside every plate the plate detector found, as detections with score 0.
+///
+/// The plate detector was trained on mainland plates and misses plates unlike them (Singapore's white on black,
+/// some European ones); the general text detector finds their characters as a line, which the caller accepts
+/// only when it reads as a plate of a specific format. Its corners are the line's, inside the plate's frame.
+fn plate_like_lines(
+    ocr: &mut Ocr,
+    image: &RgbImage,
+    side: u32,
+    found: &[PlateDetection],
+) -> EngineResult<Vec<PlateDetection>> {
+    let inside_a_plate = |[x, y]: [f32; 2]| {
+        found.iter().any(|d| (d.bbox.x1..=d.bbox.x2).contains(&x) && (d.bbox.y1..=d.bbox.y2).contains(&y))
+    };
+    let mut lines: Vec<PlateDetection> = ocr
+        .detect(image, &line_search(side))?
+        .into_iter()
+        .filter(|quad| {
+            let (long, high) = (distance(quad[0], quad[1]), distance(quad[0], quad[3]));
+            let centre = [quad.iter().map(|p| p[0]).sum::<f32>() / 4.0, quad.iter().map(|p| p[1]).sum::<f32>() / 4.0];
+            high >= MIN_LINE_HEIGHT && LINE_ASPECT.contains(&(long / high)) && !inside_a_plate(centre)
+        })
+        .map(|quad| {
+            let xs = quad.map(|p| p[0]);
+            let ys = quad.map(|p| p[1]);
+            let bbox = BoxF {
+                x1: xs.iter().copied().fold(f32::INFINITY, f32::min),
+                y1: ys.iter().copied().fold(f32::INFINITY, f32::min),
+                x2: xs.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+                y2: ys.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+            };
+            PlateDetection { bbox, score: 0.0, quad }
+        })
+        .collect();
+    lines.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
+    Ok(lines)
 }
 
 /// The plate's pixels straightened from its corners; `None` for a degenerate quad.
