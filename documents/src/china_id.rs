@@ -15,7 +15,7 @@ use thiserror::Error;
 
 use crate::dates::{self, Piece};
 use crate::segment::{self, Found, Segment};
-use crate::text::{compact, digit_for, is_cjk, to_digits};
+use crate::text::{compact, digit_for, is_cjk, normalize_width, to_digits};
 use crate::{Field, Sex, TextLine, min_confidence};
 
 /// Weights of the 17 digits in the MOD 11-2 check.
@@ -208,6 +208,17 @@ pub(crate) fn id_like_runs(text: &str) -> Vec<String> {
         }
         if run.len() == 18 && run.iter().filter(|c| c.is_ascii_digit()).count() >= 14 {
             out.push(run.iter().collect());
+        }
+    }
+    // A stray character read beside the number, but apart from it (`证号 License No、2 210102196312276570`),
+    // makes the joined run too long; the number's own group still counts.
+    for word in normalize_width(text).split_whitespace() {
+        let run: Vec<char> = word.chars().collect();
+        let is_id =
+            run.len() == 18 && run.iter().all(|c| idish(*c)) && run.iter().filter(|c| c.is_ascii_digit()).count() >= 14;
+        let run: String = run.into_iter().collect();
+        if is_id && !out.contains(&run) {
+            out.push(run);
         }
     }
     out
@@ -549,6 +560,8 @@ fn back_from(segs: &[Segment<L>]) -> IdCardBack {
             let text = found.text.trim_matches(|c: char| !(is_cjk(c) || c.is_alphanumeric()));
             // No authority's name starts with 关: it is the label's last character.
             let text = text.strip_prefix('关').unwrap_or(text);
+            // Nor with a lone stroke: it is the gap, or a mark in it, read as one (`一西安市公安局雁塔分局`).
+            let text = text.trim_start_matches(['一', '丶', '丿']);
             let ok = text.chars().count() >= 4
                 && text.chars().all(is_cjk)
                 && (text.contains("公安") || text.ends_with('局'));
@@ -868,6 +881,18 @@ mod tests {
         assert!(v.long_term);
         assert_eq!(v.end, None);
         assert_eq!(b.validity.status, FieldStatus::Corrected);
+    }
+
+    #[test]
+    fn a_stroke_read_in_the_gap_is_not_part_of_the_authority() {
+        // Benchmark clean #196 and #443.
+        for (row, want) in [
+            ("签发机关 一西安市公安局雁塔分局", "西安市公安局雁塔分局"),
+            ("签发机关丶哈尔滨市公安局南岗分局", "哈尔滨市公安局南岗分局"),
+        ] {
+            let b = parse_id_card_back(&lines(&[row, "有效期限2015.03.01-2025.03.01"]));
+            assert_eq!(b.issuing_authority.value.as_deref(), Some(want), "{row}");
+        }
     }
 
     #[test]

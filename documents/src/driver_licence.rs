@@ -187,13 +187,15 @@ pub fn parse_licence_class(text: &str) -> Option<(String, bool)> {
 fn class_field(found: Option<&Found>) -> Field<String> {
     let Some(found) = found else { return Field::missing() };
     let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
-    // Codes are capitals and digits: a leading word with a small letter is a misread sub-label (`ciass C1`).
+    // Codes are capitals and digits: a leading word with a small letter is a misread sub-label (`ciass C1`),
+    // but a single letter is a code's letter read small (`c1`).
     let word = text.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(text.len());
     let text = match text[..word].rfind(|c: char| c.is_ascii_lowercase()) {
-        Some(last) => &text[last + 1..],
-        None => text,
+        Some(_) if word == 1 => text.to_ascii_uppercase(),
+        Some(last) => text[last + 1..].to_string(),
+        None => text.to_string(),
     };
-    match parse_licence_class(text) {
+    match parse_licence_class(&text) {
         Some((class, changed)) => Field::checked(class, &found.text, found.confidence, changed),
         None => Field::unreadable(&found.text, found.confidence),
     }
@@ -407,6 +409,28 @@ mod tests {
         assert_eq!(dl.issues, vec![Issue::BirthDateMismatch]);
         assert_eq!(dl.licence_number.status, FieldStatus::Unreadable);
         assert_eq!(dl.birth_date.status, FieldStatus::Unreadable);
+    }
+
+    #[test]
+    fn a_stray_character_apart_from_the_number_is_left_out() {
+        // Benchmark clean #138 and #173: a character read after the label, apart from the number.
+        for row in ["证号 License No、2 210102196312276570", "证号License No.3 310115196304223810"] {
+            let number = row.rsplit(' ').next().unwrap_or_default();
+            let dl = parse_driver_licence(&lines(&[row]));
+            assert_eq!(dl.licence_number.value.as_deref(), Some(number), "{row}");
+        }
+        // Glued to it, the extra digit makes no valid number: unreadable, not guessed.
+        let dl = parse_driver_licence(&lines(&["证号 License No 2210102196312276570"]));
+        assert_eq!(dl.licence_number.value, None);
+    }
+
+    #[test]
+    fn a_class_letter_read_small_is_a_class() {
+        // Benchmark clean #2.
+        let dl = parse_driver_licence(&lines(&["准驾车型 c1"]));
+        assert_eq!(dl.class.value.as_deref(), Some("C1"));
+        let dl = parse_driver_licence(&lines(&["准驾车型 ciass C1"]));
+        assert_eq!(dl.class.value.as_deref(), Some("C1"));
     }
 
     #[test]
