@@ -538,13 +538,16 @@ pub(crate) fn address_field(found: Option<&Found>) -> Field<String> {
     let Some(found) = found else { return Field::missing() };
     let text = found.text.trim_matches(|c: char| c == ':' || c == '.');
     // A mainland address starts with a Chinese character: Latin letters before one are a misread English
-    // sub-label (`Addrss辽宁省...` for `Address`).
+    // sub-label (`Addrss辽宁省...` for `Address`), punctuation a mark of the label's box (`[山东省...`).
     let text = match text.find(is_cjk) {
-        Some(start) if text[..start].chars().all(|c| c.is_ascii_alphabetic() || matches!(c, '.' | ':')) => {
+        Some(start) if text[..start].chars().all(|c| c.is_ascii_alphabetic() || c.is_ascii_punctuation()) => {
             &text[start..]
         }
         _ => text,
     };
+    // Nor does one start with 号 (it ends a house number, here one carried over from a line above) or 址 (the
+    // label's last character).
+    let text = text.trim_start_matches(['号', '址']);
     if text.chars().filter(|c| is_cjk(*c)).count() >= 4 {
         Field::valid(text.to_string(), &found.text, found.confidence)
     } else {
@@ -892,6 +895,17 @@ mod tests {
         ] {
             let b = parse_id_card_back(&lines(&[row, "有效期限2015.03.01-2025.03.01"]));
             assert_eq!(b.issuing_authority.value.as_deref(), Some(want), "{row}");
+        }
+    }
+
+    #[test]
+    fn an_address_starts_with_a_place_not_a_mark() {
+        // Benchmark clean driving licences #157 and #192.
+        for value in ["[山东省青岛市市南区青松路288号21号楼1单元1924室", "号安徽省合肥市蜀山区复兴路164号16栋1569室"]
+        {
+            let found = Found::new(value.to_string(), 0.9);
+            let want = value.trim_start_matches(['[', '号']);
+            assert_eq!(address_field(Some(&found)).value.as_deref(), Some(want), "{value}");
         }
     }
 
