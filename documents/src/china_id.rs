@@ -188,6 +188,7 @@ pub fn read_id_number(raw: &str) -> Result<(ChineseIdNumber, bool), IdNumberErro
 pub(crate) fn id_like_runs(text: &str) -> Vec<String> {
     let chars: Vec<char> = compact(text).chars().collect();
     let idish = |c: char| digit_for(c).is_some() || matches!(c, 'X' | 'x' | '×');
+    let id_shaped = |run: &[char]| run.len() == 18 && run.iter().filter(|c| c.is_ascii_digit()).count() >= 14;
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
@@ -206,7 +207,7 @@ pub(crate) fn id_like_runs(text: &str) -> Vec<String> {
         while run.len() > 18 && run.last().is_some_and(|c| !c.is_ascii_digit() && *c != 'X' && *c != 'x') {
             run = &run[..run.len() - 1];
         }
-        if run.len() == 18 && run.iter().filter(|c| c.is_ascii_digit()).count() >= 14 {
+        if id_shaped(run) {
             out.push(run.iter().collect());
         }
     }
@@ -214,8 +215,7 @@ pub(crate) fn id_like_runs(text: &str) -> Vec<String> {
     // makes the joined run too long; the number's own group still counts.
     for word in normalize_width(text).split_whitespace() {
         let run: Vec<char> = word.chars().collect();
-        let is_id =
-            run.len() == 18 && run.iter().all(|c| idish(*c)) && run.iter().filter(|c| c.is_ascii_digit()).count() >= 14;
+        let is_id = run.iter().all(|c| idish(*c)) && id_shaped(&run);
         let run: String = run.into_iter().collect();
         if is_id && !out.contains(&run) {
             out.push(run);

@@ -25,7 +25,7 @@
 
 use serde::Serialize;
 
-use crate::text::{digit_for, letter_for, normalize_width};
+use crate::text::{digit_for, is_cjk, letter_for, normalize_width};
 use crate::{TextLine, min_confidence};
 
 /// The 31 provincial abbreviations that start a mainland plate.
@@ -170,9 +170,7 @@ pub fn china_reading(choices: &[Vec<(char, f32)>]) -> Option<String> {
     let first = choices.first()?;
     let province = match read.first() {
         Some(c) if CHINA_PROVINCES.contains(*c) => *c,
-        Some(c) if ('\u{4e00}'..='\u{9fff}').contains(c) => {
-            first.iter().map(|(c, _)| *c).find(|c| CHINA_PROVINCES.contains(*c))?
-        }
+        Some(c) if is_cjk(*c) => first.iter().map(|(c, _)| *c).find(|c| CHINA_PROVINCES.contains(*c))?,
         _ => return None,
     };
     let mut text = vec![province];

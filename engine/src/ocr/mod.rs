@@ -425,7 +425,7 @@ fn looks_machine_readable(text: &str) -> bool {
     total >= 20 && text.contains("<<") && mrz * 10 >= total * 9
 }
 
-fn quad_centre(quad: &Quad) -> [f32; 2] {
+pub(crate) fn quad_centre(quad: &Quad) -> [f32; 2] {
     [quad.iter().map(|p| p[0]).sum::<f32>() / 4.0, quad.iter().map(|p| p[1]).sum::<f32>() / 4.0]
 }
 

@@ -121,10 +121,7 @@ pub fn ctc_greedy_over(sequence: &[f32], charset: &[String], classes: usize) -> 
     let (mut text, mut sum, mut kept) = (String::new(), 0.0f32, 0usize);
     let mut previous = usize::MAX;
     for step in sequence.chunks_exact(classes) {
-        let (class, p) = step
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (k, &p)| if p > best.1 { (k, p) } else { best });
+        let (class, p) = most_probable(step);
         if class != 0 && class != previous {
             text.push_str(charset.get(class).map_or("", String::as_str));
             sum += p;
@@ -134,6 +131,11 @@ pub fn ctc_greedy_over(sequence: &[f32], charset: &[String], classes: usize) -> 
     }
     let confidence = if kept == 0 { 0.0 } else { sum / kept as f32 };
     (text, confidence)
+}
+
+/// The most probable class of one CTC step, and its probability.
+fn most_probable(step: &[f32]) -> (usize, f32) {
+    step.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (k, &p)| if p > best.1 { (k, p) } else { best })
 }
 
 /// How many choices [`ctc_choices`] keeps for each character.
@@ -171,10 +173,7 @@ pub fn ctc_choices(sequence: &[f32], charset: &[String], classes: usize) -> Reco
     let (mut sum, mut previous) = (0.0f32, usize::MAX);
     let mut best: Vec<(usize, f32)> = Vec::with_capacity(CHOICES + 1);
     for step in sequence.chunks_exact(classes) {
-        let (class, p) = step
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (k, &p)| if p > best.1 { (k, p) } else { best });
+        let (class, p) = most_probable(step);
         let starts = class != 0 && class != previous;
         let continues = class != 0 && class == previous;
         if starts {

@@ -29,7 +29,7 @@ pub use detect::PlateDetection;
 use crate::error::{EngineError, EngineResult};
 use crate::geometry::BoxF;
 use crate::ocr::detect::distance;
-use crate::ocr::{Ocr, OcrSettings, Quad, normalized_bgr, resize};
+use crate::ocr::{Ocr, OcrSettings, Quad, normalized_bgr, quad_centre, resize};
 use crate::runtime::{self, ModelSpec};
 
 /// CTC classes: 0 = blank, then the dictionary's 72 characters.
@@ -155,9 +155,8 @@ impl Plates {
         &mut self,
         image: &RgbImage,
         settings: &PlateSettings,
-        ocr: Option<&mut Ocr>,
+        mut ocr: Option<&mut Ocr>,
     ) -> EngineResult<PlateOutput> {
-        let mut ocr = ocr;
         let mut detections = detect::detect(&mut self.detector, image, settings)?;
         detections.sort_by(|a, b| b.bbox.area().total_cmp(&a.bbox.area()));
         detections.truncate(settings.max_plates);
@@ -265,8 +264,7 @@ fn plate_like_lines(
         .into_iter()
         .filter(|quad| {
             let (long, high) = (distance(quad[0], quad[1]), distance(quad[0], quad[3]));
-            let centre = [quad.iter().map(|p| p[0]).sum::<f32>() / 4.0, quad.iter().map(|p| p[1]).sum::<f32>() / 4.0];
-            high >= MIN_LINE_HEIGHT && LINE_ASPECT.contains(&(long / high)) && !inside_a_plate(centre)
+            high >= MIN_LINE_HEIGHT && LINE_ASPECT.contains(&(long / high)) && !inside_a_plate(quad_centre(quad))
         })
         .map(|quad| {
             let xs = quad.map(|p| p[0]);
