@@ -90,7 +90,7 @@ pub fn parse_driver_licence(lines: &[TextLine]) -> DriverLicence {
     let segs = segment::segment(lines, LABELS);
     let value = |l: L| segment::value_of(&segs, l);
 
-    let nationality = nationality_field(value(L::Nationality).as_ref());
+    let mut nationality = nationality_field(value(L::Nationality).as_ref());
     let chinese = nationality.value.as_deref().is_none_or(|n| n == "中国" || n == "CHN");
     let number_found = value(L::Number);
     let mut id = id_number_field(number_found.as_ref(), lines);
@@ -109,6 +109,12 @@ pub fn parse_driver_licence(lines: &[TextLine]) -> DriverLicence {
         (None, Some(found)) if !chinese && issues.is_empty() => foreign_number(&found),
         _ => Field { value: None, raw: id.raw.clone(), confidence: id.confidence, status: id.status },
     };
+    if !nationality.is_ok()
+        && let Some(number) = id.value.as_ref().filter(|_| id.is_ok())
+        && is_mainland_region(&number.region_code)
+    {
+        nationality.derive("中国".to_string(), id.confidence);
+    }
     let stop = |t: &str| t.chars().filter(char::is_ascii_digit).count() >= 8 || t.contains("公安");
     DriverLicence {
         licence_number,
@@ -122,6 +128,13 @@ pub fn parse_driver_licence(lines: &[TextLine]) -> DriverLicence {
         validity: validity_field(value(L::ValidFrom).as_ref(), value(L::ValidFor).as_ref()),
         issues,
     }
+}
+
+/// Whether a valid citizen ID number was registered in a mainland province (region codes 11-65). Only Chinese
+/// nationals hold one: residence permits of Hong Kong, Macao and Taiwan residents use 81-83, and foreigners'
+/// permanent residence cards start with 9.
+fn is_mainland_region(region_code: &str) -> bool {
+    region_code.get(..2).and_then(|p| p.parse::<u8>().ok()).is_some_and(|p| (11..=65).contains(&p))
 }
 
 fn foreign_number(found: &Found) -> Field<String> {
@@ -431,6 +444,25 @@ mod tests {
         assert_eq!(dl.class.value.as_deref(), Some("C1"));
         let dl = parse_driver_licence(&lines(&["准驾车型 ciass C1"]));
         assert_eq!(dl.class.value.as_deref(), Some("C1"));
+    }
+
+    #[test]
+    fn nationality_not_read_is_derived_from_a_mainland_citizen_id_number() {
+        let number = with_check("11010819900307123");
+        let dl = parse_driver_licence(&lines(&[&format!("证号{number}"), "姓名张三"]));
+        assert_eq!(dl.nationality.value.as_deref(), Some("中国"));
+        assert_eq!(dl.nationality.status, FieldStatus::Derived);
+        // A Hong Kong resident's permit number (region 81) says nothing about nationality.
+        let permit = with_check("81000019900307123");
+        let dl = parse_driver_licence(&lines(&[&format!("证号{permit}")]));
+        assert_eq!((dl.nationality.value, dl.nationality.status), (None, FieldStatus::Missing));
+        // A number that failed its check derives nothing.
+        let wrong = format!("{}9{}", &number[..5], &number[6..]);
+        let dl = parse_driver_licence(&lines(&[&format!("证号{wrong}")]));
+        assert_eq!(dl.nationality.value, None);
+        // A nationality read stays as read.
+        let dl = parse_driver_licence(&lines(&[&format!("证号{number}"), "国籍 中国"]));
+        assert_eq!(dl.nationality.status, FieldStatus::Valid);
     }
 
     #[test]
