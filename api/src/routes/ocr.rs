@@ -4,7 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use faceplate_documents::{self as documents, FieldStatus};
-use faceplate_engine::ocr::OcrOutput;
+use faceplate_engine::ocr::{OcrOutput, OcrSettings};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -74,10 +74,20 @@ pub struct DocumentResponse {
 
 /// Reads the text of the request's image.
 async fn read(state: &AppState, req: &HttpRequest, payload: web::Payload) -> Result<OcrOutput, ApiError> {
+    read_with(state, req, payload, OcrSettings::default()).await
+}
+
+/// [`read`] with other OCR settings.
+async fn read_with(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+    settings: OcrSettings,
+) -> Result<OcrOutput, ApiError> {
     let mut fields = Fields::read(req, payload, state.form_limits).await?;
     reject_unknown(&fields, &["image_file", "image_base64", "image_url"])?;
     let image = fields.require_image("image_file, image_base64 or image_url")?;
-    Ok(state.engine.read_text(image.load(&state.image_fetcher).await?).await?)
+    Ok(state.engine.read_text_with(image.load(&state.image_fetcher).await?, settings).await?)
 }
 
 fn line_views(output: &OcrOutput) -> Vec<TextLineView> {
@@ -256,7 +266,8 @@ pub async fn read_mrz(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let settings = OcrSettings { machine_readable_zone: true, ..OcrSettings::default() };
+    let output = read_with(&state, &req, payload, settings).await?;
     let mrz = documents::mrz::parse_mrz(&parser_lines(&output)).ok_or_else(|| no_card("machine-readable zone"))?;
     document(caller.ctx.meta(), "mrz", mrz, &output)
 }

@@ -290,6 +290,11 @@ async fn ours_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<(Fields, D
     }
 }
 
+/// The OCR settings of the product's endpoint (`/v1/ocr/mrz` expects a machine-readable zone).
+fn settings_for(kind: Kind) -> OcrSettings {
+    OcrSettings { machine_readable_zone: kind == Kind::Mrz, ..OcrSettings::default() }
+}
+
 async fn read_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<Fields> {
     let fields = if kind == Kind::Plate {
         let output = engine.read_plates(image, PlateSettings::default()).await?;
@@ -304,7 +309,7 @@ async fn read_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<Fields> {
         f.insert("colors".into(), found.iter().map(|(n, c)| format!("{n}:{c}")).collect::<Vec<_>>().join(" "));
         f
     } else {
-        let output: OcrOutput = engine.read_text_with(image, OcrSettings::default()).await?;
+        let output: OcrOutput = engine.read_text_with(image, settings_for(kind)).await?;
         parse(kind, &parser_lines(&output))
     };
     Ok(fields)
@@ -628,7 +633,7 @@ fn main() -> Res<()> {
                 }
             }
         } else {
-            let output = runtime.block_on(engine.read_text(sample.image.clone()))?;
+            let output = runtime.block_on(engine.read_text_with(sample.image.clone(), settings_for(kind)))?;
             println!("rotation: {}", output.rotation);
             for row in &output.rows {
                 println!("row: {:?} {:.3}", row.text, row.confidence);

@@ -104,6 +104,9 @@ pub struct OcrSettings {
     /// A page whose text runs more than this many degrees off a quarter turn is straightened and found again
     /// (5; 0 turns it off).
     pub straighten_above: f32,
+    /// The page should hold a machine-readable zone (the MRZ endpoint): when a straightened page's zone is
+    /// not whole, the whole turned page is searched too, not only the part around the lines found first.
+    pub machine_readable_zone: bool,
 }
 
 impl Default for OcrSettings {
@@ -120,6 +123,7 @@ impl Default for OcrSettings {
             angle_threshold: 0.9,
             min_confidence: 0.5,
             straighten_above: 5.0,
+            machine_readable_zone: false,
         }
     }
 }
@@ -182,33 +186,71 @@ impl Ocr {
     /// of 200 distorted cards entirely right.)
     pub fn read_timed(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
         let mut timings = OcrTimings::default();
-        let mut found = self.find_lines(image, settings, false, &mut timings)?;
+        let found = self.find_lines(image, settings, false, &mut timings)?;
         let angle = page_angle(found.direction(|i| f64::from(found.crops[i].width())));
         let slant = off_quarter(angle);
         // Whether the text runs down the image (once straightened).
         let page_vertical = ((angle - slant) / 90.0).round().rem_euclid(2.0) == 1.0;
-        let mut straightened = None;
-        if settings.straighten_above > 0.0 && slant.abs() > settings.straighten_above {
-            let started = Instant::now();
-            // Only the part of the turned page that holds the lines found, with a margin for rows missed.
-            let turn = Turn::new(image.width(), image.height(), -slant).around(&found.quads);
-            let level = turn.apply(image);
-            timings.detect += started.elapsed();
-            found = self.find_lines(&level, settings, page_vertical, &mut timings)?;
-            straightened = Some((turn, level));
-        } else if page_vertical
-            && (0..found.crops.len()).any(|i| !found.vertical[i] && crop::runs_down(&found.crops[i], true))
-        {
-            // Short words were cut out as if they ran across the page.
-            found = self.cut_out(image, std::mem::take(&mut found.quads), settings, true, &mut timings)?;
+        if settings.straighten_above <= 0.0 || slant.abs() <= settings.straighten_above {
+            let found = if page_vertical
+                && (0..found.crops.len()).any(|i| !found.vertical[i] && crop::runs_down(&found.crops[i], true))
+            {
+                // Short words were cut out as if they ran across the page.
+                self.cut_out(image, found.quads, settings, true, &mut timings)?
+            } else {
+                found
+            };
+            let output = self.read_found(image, found, None, settings, &mut timings)?;
+            return Ok((output, timings));
         }
+        // Only the part of the turned page that holds the lines found, with a margin for rows missed.
+        let whole_page = Turn::new(image.width(), image.height(), -slant);
+        let near = whole_page.around(&found.quads);
+        let output = self.read_straightened(image, near, page_vertical, settings, &mut timings)?;
+        if !settings.machine_readable_zone || zone_lines(&output.lines).1 {
+            return Ok((output, timings));
+        }
+        // The zone runs along the page's edge, and on a passport's data page the photo can stand between it and
+        // the nearest text found, beyond the margin searched: the whole turned page is read too, and the reading
+        // with more of the zone's lines kept. (Searching only the whole page's long lines not found before was
+        // cheaper but found fewer zones: 90.0% against 92.0% of 200 distorted pages entirely right.)
+        let again = self.read_straightened(image, whole_page, page_vertical, settings, &mut timings)?;
+        let better = zone_lines(&again.lines) > zone_lines(&output.lines);
+        Ok((if better { again } else { output }, timings))
+    }
+
+    /// Finds the lines again on the image turned by `turn` and reads them.
+    fn read_straightened(
+        &mut self,
+        image: &RgbImage,
+        turn: Turn,
+        page_vertical: bool,
+        settings: &OcrSettings,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<OcrOutput> {
+        let started = Instant::now();
+        let level = turn.apply(image);
+        timings.detect += started.elapsed();
+        let found = self.find_lines(&level, settings, page_vertical, timings)?;
+        self.read_found(image, found, Some((turn, level)), settings, timings)
+    }
+
+    /// Reads the lines found in `image`, or in its straightened copy, and puts them in reading order.
+    fn read_found(
+        &mut self,
+        image: &RgbImage,
+        mut found: Found,
+        straightened: Option<(Turn, RgbImage)>,
+        settings: &OcrSettings,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<OcrOutput> {
         let started = Instant::now();
         let mut read = self.recognize(&found.crops)?;
         self.turn_over_machine_readable(&mut found, &mut read)?;
         self.reread_machine_readable(&found.crops, &mut read)?;
         let frame = straightened.as_ref().map_or(image, |(_, level)| level);
         let zone = self.search_machine_readable_zone(frame, &found, &read, settings)?;
-        timings.recognize = started.elapsed();
+        timings.recognize += started.elapsed();
         // Per cut-out line, the characters read from it (0 for a line dropped).
         let mut characters = vec![0.0f64; found.crops.len()];
         let mut lines = Vec::new();
@@ -248,7 +290,7 @@ impl Ocr {
             recognize_ms = timings.recognize.as_secs_f64() * 1e3,
             "ocr"
         );
-        Ok((OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation }, timings))
+        Ok(OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation })
     }
 
     /// Turns over lines read as a run of `>`: an MRZ line upside down (its `<` fillers point the other way) that
@@ -422,7 +464,17 @@ fn looks_machine_readable(text: &str) -> bool {
     let text = text.trim();
     let total = text.chars().count();
     let mrz = text.chars().filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '<').count();
-    total >= 20 && text.contains("<<") && mrz * 10 >= total * 9
+    // A line of a valid length needs only one filler: a TD2 or TD3 second line whose optional data fills it
+    // has a single `<` (`Z152088827GBR8112196F2912095012735<6`).
+    let fillers = if zone::valid_length(text) && mrz == total { text.contains('<') } else { text.contains("<<") };
+    total >= 20 && fillers && mrz * 10 >= total * 9
+}
+
+/// How many of `lines` are machine-readable lines of a valid length, and whether they make a whole zone.
+fn zone_lines(lines: &[TextLine]) -> (usize, bool) {
+    let texts: Vec<&str> =
+        lines.iter().map(|l| l.text.as_str()).filter(|t| looks_machine_readable(t) && zone::valid_length(t)).collect();
+    (texts.len(), zone::complete(&texts))
 }
 
 pub(crate) fn quad_centre(quad: &Quad) -> [f32; 2] {
@@ -436,6 +488,7 @@ fn off_quarter(degrees: f32) -> f32 {
 
 /// Turning an image about its centre onto a canvas large enough to hold all of it, or onto a cut-out of that
 /// canvas.
+#[derive(Clone, Copy)]
 struct Turn {
     /// Clockwise, degrees.
     degrees: f32,
@@ -654,6 +707,8 @@ mod tests {
         assert!(pixel[0].abs_diff(100) <= 2 && pixel[1].abs_diff(45) <= 2, "{pixel:?}");
         assert_eq!(off_quarter(100.0), 10.0);
         assert!(looks_machine_readable("I<SGPUN297962<<<<<<<<<<<<<<<"));
+        assert!(looks_machine_readable("Z152088827GBR8112196F2912095012735<6"));
+        assert!(!looks_machine_readable("Z152088827GBR8112196F2912095012735<"));
         assert!(!looks_machine_readable("Type Code of issuing State"));
         assert!(!looks_machine_readable("<<<<"));
         assert_eq!(off_quarter(-170.0), 10.0);
