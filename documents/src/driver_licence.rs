@@ -110,7 +110,7 @@ pub fn parse_driver_licence(lines: &[TextLine]) -> DriverLicence {
         _ => Field { value: None, raw: id.raw.clone(), confidence: id.confidence, status: id.status },
     };
     if !nationality.is_ok()
-        && let Some(number) = id.value.as_ref().filter(|_| id.is_ok())
+        && let Some(number) = &id.value
         && is_mainland_region(&number.region_code)
     {
         nationality.derive("中国".to_string(), id.confidence);
