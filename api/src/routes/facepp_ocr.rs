@@ -4,6 +4,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use faceplate_documents::{self as documents, Field, Sex};
+use faceplate_engine::OcrSettings;
 use faceplate_store::Scope;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -53,15 +54,17 @@ pub struct FaceppText {
     pub result: Vec<Value>,
 }
 
+/// Reads the text of the request's image with `settings` (the native endpoint's for the same document).
 async fn read(
     state: &AppState,
     req: &HttpRequest,
     payload: web::Payload,
+    settings: OcrSettings,
 ) -> Result<faceplate_engine::OcrOutput, ApiError> {
     let mut fields = Fields::read(req, payload, state.form_limits).await?;
     authenticate_for(state, req, &fields, Scope::Ocr).await?;
     let image = fields.require_image("image_file")?;
-    Ok(state.engine.read_text(image.load(&state.image_fetcher).await?).await?)
+    Ok(state.engine.read_text_with(image.load(&state.image_fetcher).await?, settings).await?)
 }
 
 /// Adds `name: value` when the field was read and passed its checks.
@@ -103,7 +106,7 @@ pub async fn facepp_ocr_id_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let output = read(&state, &req, payload, OcrSettings::card()).await?;
     let card = documents::china_id::parse_id_card(&parser_lines(&output));
     let mut cards = Vec::new();
     if let Some(front) = &card.front {
@@ -146,7 +149,7 @@ pub async fn facepp_ocr_bank_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let output = read(&state, &req, payload, OcrSettings { embossed: true, ..OcrSettings::card() }).await?;
     let card = documents::bank_card::parse_bank_card(&parser_lines(&output));
     let mut bank_cards = Vec::new();
     if let Some(number) = card.number.value() {
@@ -178,7 +181,7 @@ pub async fn facepp_ocr_driver_licence(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let output = read(&state, &req, payload, OcrSettings::default()).await?;
     let licence = documents::driver_licence::parse_driver_licence(&parser_lines(&output));
     let mut cards = Vec::new();
     if licence.licence_number.value().is_some() || licence.name.value().is_some() {
@@ -216,7 +219,7 @@ pub async fn facepp_recognize_text(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let output = read(&state, &req, payload, OcrSettings::default()).await?;
     let result = output
         .lines
         .iter()

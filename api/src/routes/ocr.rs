@@ -239,7 +239,7 @@ pub async fn read_id_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let output = read_with(&state, &req, payload, OcrSettings::card()).await?;
     let card = documents::china_id::parse_id_card(&parser_lines(&output));
     if card.side == documents::china_id::IdCardSide::Unknown {
         return Err(no_card("identity card"));
@@ -291,7 +291,8 @@ pub async fn read_bank_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload).await?;
+    let settings = OcrSettings { embossed: true, ..OcrSettings::card() };
+    let output = read_with(&state, &req, payload, settings).await?;
     let card = documents::bank_card::parse_bank_card(&parser_lines(&output));
     if !found(&card.number) {
         return Err(no_card("bank card number"));

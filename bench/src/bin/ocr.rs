@@ -290,9 +290,15 @@ async fn ours_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<(Fields, D
     }
 }
 
-/// The OCR settings of the product's endpoint (`/v1/ocr/mrz` expects a machine-readable zone).
+/// The OCR settings of the product's endpoint: `/v1/ocr/mrz` expects a machine-readable zone, ID and bank cards
+/// are searched as cards, bank cards' text is embossed.
 fn settings_for(kind: Kind) -> OcrSettings {
-    OcrSettings { machine_readable_zone: kind == Kind::Mrz, ..OcrSettings::default() }
+    match kind {
+        Kind::Mrz => OcrSettings { machine_readable_zone: true, ..OcrSettings::default() },
+        Kind::IdFront | Kind::IdBack => OcrSettings::card(),
+        Kind::BankCard => OcrSettings { embossed: true, ..OcrSettings::card() },
+        Kind::DriverLicence | Kind::Plate => OcrSettings::default(),
+    }
 }
 
 async fn read_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<Fields> {

@@ -24,6 +24,11 @@ const KEEP_BUFFERS_UP_TO: u64 = 1_600 * 1_200;
 /// `max_upscaled_side` (RapidOCR has no cap: a 48 x 4096 strip would become 736 x 62,805); each side rounded to
 /// a multiple of 32 (at least 32).
 pub fn input_size(width: u32, height: u32, settings: &OcrSettings) -> (u32, u32) {
+    scaled_size(width, height, input_scale(width, height, settings))
+}
+
+/// The factor [`input_size`] scales an image by (before rounding to multiples of 32).
+pub fn input_scale(width: u32, height: u32, settings: &OcrSettings) -> f64 {
     let (w, h) = (f64::from(width), f64::from(height));
     let (short, long) = (w.min(h), w.max(h));
     let mut ratio = (f64::from(settings.max_side) / long).min(1.0);
@@ -31,14 +36,29 @@ pub fn input_size(width: u32, height: u32, settings: &OcrSettings) -> (u32, u32)
     if short * ratio < limit {
         ratio = (limit / short).min(f64::from(settings.max_upscaled_side) / long);
     }
-    let round32 = |v: f64| ((v * ratio / 32.0).round() as u32).max(1) * 32;
-    (round32(w), round32(h))
+    ratio
+}
+
+/// An image's size scaled by `scale`, each side rounded to a multiple of 32 (at least 32).
+fn scaled_size(width: u32, height: u32, scale: f64) -> (u32, u32) {
+    let round32 = |v: u32| ((f64::from(v) * scale / 32.0).round() as u32).max(1) * 32;
+    (round32(width), round32(height))
 }
 
 /// Finds the text lines in an image: quadrilaterals in image pixels, corners top-left, top-right, bottom-right,
 /// bottom-left, in no particular order.
 pub fn detect(session: &mut Session, image: &RgbImage, settings: &OcrSettings) -> EngineResult<Vec<Quad>> {
-    let (w, h) = input_size(image.width(), image.height(), settings);
+    detect_scaled(session, image, settings, input_scale(image.width(), image.height(), settings))
+}
+
+/// [`detect`] with the image scaled by `scale` for the model.
+pub fn detect_scaled(
+    session: &mut Session,
+    image: &RgbImage,
+    settings: &OcrSettings,
+    scale: f64,
+) -> EngineResult<Vec<Quad>> {
+    let (w, h) = scaled_size(image.width(), image.height(), scale);
     let resized = resize(image, w, h)?;
     let input = normalized_bgr(&[&resized], w, h)?;
     let inputs = ort::inputs!["x" => TensorRef::from_array_view(&input)?];
