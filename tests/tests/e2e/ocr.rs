@@ -58,6 +58,21 @@ async fn a_bank_card_gives_a_luhn_valid_number_and_its_network() {
     assert_eq!(resp.headers.get("cache-control").unwrap(), "no-store");
 }
 
+/// Embossed names stand far apart and are found word by word; a word's box reached into the gap where the
+/// neighbouring raised letter casts its shadow, and a letter was read there (`THOMAS S CHEN`, `MARK KLOPEZ`).
+#[tokio::test]
+async fn an_embossed_holder_name_has_no_letter_from_the_word_beside_it() {
+    let app = TestApp::spawn().await;
+    let token = ocr_key(&app).await;
+    for (index, holder) in [(489, "THOMAS CHEN"), (201, "MARK LOPEZ")] {
+        let sample =
+            faceplate_synth::generate(faceplate_synth::Kind::BankCard, faceplate_synth::Distortion::Clean, 2026, index)
+                .unwrap();
+        let body = post_image(&app, "/v1/ocr/bankcard", &token, &sample.image).await.expect(200).body;
+        assert_eq!(field(&body["fields"], &["holder_name", "value"]), holder, "#{index}: {body}");
+    }
+}
+
 #[tokio::test]
 async fn a_passport_mrz_is_read_with_every_check_digit_verified() {
     let app = TestApp::spawn().await;
