@@ -149,7 +149,7 @@ pub async fn facepp_ocr_bank_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let output = read(&state, &req, payload, OcrSettings { embossed: true, ..OcrSettings::card() }).await?;
+    let output = read(&state, &req, payload, OcrSettings::bank_card()).await?;
     let card = documents::bank_card::parse_bank_card(&parser_lines(&output));
     let mut bank_cards = Vec::new();
     if let Some(number) = card.number.value() {

@@ -266,8 +266,7 @@ pub async fn read_mrz(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = OcrSettings { machine_readable_zone: true, ..OcrSettings::default() };
-    let output = read_with(&state, &req, payload, settings).await?;
+    let output = read_with(&state, &req, payload, OcrSettings::machine_readable_page()).await?;
     let mrz = documents::mrz::parse_mrz(&parser_lines(&output)).ok_or_else(|| no_card("machine-readable zone"))?;
     document(caller.ctx.meta(), "mrz", mrz, &output)
 }
@@ -291,8 +290,7 @@ pub async fn read_bank_card(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let settings = OcrSettings { embossed: true, ..OcrSettings::card() };
-    let output = read_with(&state, &req, payload, settings).await?;
+    let output = read_with(&state, &req, payload, OcrSettings::bank_card()).await?;
     let card = documents::bank_card::parse_bank_card(&parser_lines(&output));
     if !found(&card.number) {
         return Err(no_card("bank card number"));

@@ -294,9 +294,9 @@ async fn ours_one(engine: &Engine, kind: Kind, image: Vec<u8>) -> Res<(Fields, D
 /// are searched as cards, bank cards' text is embossed.
 fn settings_for(kind: Kind) -> OcrSettings {
     match kind {
-        Kind::Mrz => OcrSettings { machine_readable_zone: true, ..OcrSettings::default() },
+        Kind::Mrz => OcrSettings::machine_readable_page(),
         Kind::IdFront | Kind::IdBack => OcrSettings::card(),
-        Kind::BankCard => OcrSettings { embossed: true, ..OcrSettings::card() },
+        Kind::BankCard => OcrSettings::bank_card(),
         Kind::DriverLicence | Kind::Plate => OcrSettings::default(),
     }
 }

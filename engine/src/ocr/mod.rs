@@ -147,6 +147,16 @@ impl OcrSettings {
     pub fn card() -> OcrSettings {
         OcrSettings { straightened_line_height: 32.0, ..OcrSettings::default() }
     }
+
+    /// For bank cards: a card whose text is embossed.
+    pub fn bank_card() -> OcrSettings {
+        OcrSettings { embossed: true, ..OcrSettings::card() }
+    }
+
+    /// For a page that should hold a machine-readable zone (the MRZ endpoint).
+    pub fn machine_readable_page() -> OcrSettings {
+        OcrSettings { machine_readable_zone: true, ..OcrSettings::default() }
+    }
 }
 
 /// Where the three OCR models are.
