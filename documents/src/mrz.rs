@@ -12,7 +12,7 @@ use chrono::{Datelike, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::text::{digit_for, letter_for, normalize_width};
-use crate::{Field, Sex, TextLine};
+use crate::{Field, FieldStatus, Sex, TextLine};
 
 /// The MRZ size class.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -296,8 +296,8 @@ fn split_rows(text: &str) -> Vec<String> {
     vec![text.to_string()]
 }
 
-/// MRZ-looking lines, with OCR line merges split and splits joined.
-fn candidates(lines: &[TextLine]) -> Vec<Candidate> {
+/// MRZ-looking lines, with OCR line merges split and, with `join_pieces`, splits joined.
+fn candidates(lines: &[TextLine], join_pieces: bool) -> Vec<Candidate> {
     let raw: Vec<Candidate> = lines
         .iter()
         .flat_map(|l| {
@@ -324,7 +324,8 @@ fn candidates(lines: &[TextLine]) -> Vec<Candidate> {
             i += 1;
             continue;
         }
-        if len < 28
+        if join_pieces
+            && len < 28
             && let Some(next) = raw.get(i + 1)
             && MrzFormat::is_line_length(len + next.text.len())
         {
@@ -348,31 +349,36 @@ pub fn parse_mrz(lines: &[TextLine]) -> Option<Mrz> {
 
 /// [`parse_mrz`] with an explicit current year (for the birth-date century).
 pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz> {
-    let cands = candidates(lines);
     let near = |c: &Candidate, target: usize| {
         let len = c.text.len();
         len.abs_diff(target) <= 3 || (len < target && len + MAX_LOST_FILLERS >= target && c.text.contains("<<"))
     };
+    // Joining two short pieces into one line can join a printed line to a name line read short (`DATE OF EXPIRY
+    // 20 AUG 2035` + `P<CHNIVANOVA<<CHLOE<<<<<<`): the pieces are also tried as they are, and that reading taken
+    // when it scores higher.
     let mut best: Option<(usize, Mrz)> = None;
-    for i in 0..cands.len() {
-        // Data lines must be near their length; name lines often lose trailing fillers, so only a maximum.
-        let name_ok = |c: &Candidate, target: usize| c.text.len() <= target + 3;
-        let mut attempts = Vec::new();
-        if i + 2 < cands.len() && near(&cands[i], 30) && near(&cands[i + 1], 30) && name_ok(&cands[i + 2], 30) {
-            attempts.push(MrzFormat::Td1);
-        }
-        if i + 1 < cands.len() && name_ok(&cands[i], 44) && near(&cands[i + 1], 44) {
-            attempts.push(MrzFormat::Td3);
-        }
-        if i + 1 < cands.len() && name_ok(&cands[i], 36) && near(&cands[i + 1], 36) {
-            attempts.push(MrzFormat::Td2);
-        }
-        for format in attempts {
-            let group = &cands[i..i + format.line_count()];
-            let Some(mrz) = parse_group(format, group, current_year) else { continue };
-            let score = score(&mrz);
-            if best.as_ref().is_none_or(|(s, _)| score >= *s) {
-                best = Some((score, mrz));
+    for join_pieces in [true, false] {
+        let cands = candidates(lines, join_pieces);
+        for i in 0..cands.len() {
+            // Data lines must be near their length; name lines often lose trailing fillers, so only a maximum.
+            let name_ok = |c: &Candidate, target: usize| c.text.len() <= target + 3;
+            let mut attempts = Vec::new();
+            if i + 2 < cands.len() && near(&cands[i], 30) && near(&cands[i + 1], 30) && name_ok(&cands[i + 2], 30) {
+                attempts.push(MrzFormat::Td1);
+            }
+            if i + 1 < cands.len() && name_ok(&cands[i], 44) && near(&cands[i + 1], 44) {
+                attempts.push(MrzFormat::Td3);
+            }
+            if i + 1 < cands.len() && name_ok(&cands[i], 36) && near(&cands[i + 1], 36) {
+                attempts.push(MrzFormat::Td2);
+            }
+            for format in attempts {
+                let group = &cands[i..i + format.line_count()];
+                let Some(mrz) = parse_group(format, group, current_year) else { continue };
+                let score = score(&mrz);
+                if best.as_ref().is_none_or(|(s, _)| score > *s || (join_pieces && score == *s)) {
+                    best = Some((score, mrz));
+                }
             }
         }
     }
@@ -575,9 +581,22 @@ fn country_field(raw: &str, confidence: f32) -> Field<String> {
     {
         return Field::checked(value, raw, confidence, s != raw);
     }
+    // A digit in a code is certainly misread, a letter only perhaps: the fixes that keep every letter read win
+    // (`NL0` is NLD, not NIU or NIC with the L read as I).
+    let fixes = look_alike_codes(raw);
+    let fewest = fixes.iter().map(|(_, swaps)| *swaps).min();
+    match fixes.iter().filter(|(_, swaps)| Some(*swaps) == fewest).collect::<Vec<_>>().as_slice() {
+        [(only, _)] => Field::corrected(only.clone(), raw, confidence),
+        _ => Field::unreadable(raw, confidence),
+    }
+}
+
+/// The known codes a country code read as `raw` may be: each digit read as a letter it looks like, and at most
+/// one letter as a look-alike; with the number of letters so taken.
+fn look_alike_codes(raw: &str) -> Vec<(String, usize)> {
     let trimmed = raw.trim_end_matches('<');
     if trimmed.is_empty() || trimmed.contains('<') {
-        return Field::unreadable(raw, confidence);
+        return Vec::new();
     }
     // Each position's letters: (letter, whether it is a look-alike of a letter read).
     let mut options: Vec<Vec<(char, bool)>> = Vec::new();
@@ -591,11 +610,10 @@ fn country_field(raw: &str, confidence: f32) -> Field<String> {
             let look_alikes = LOOK_ALIKE_LETTERS.iter().find(|(l, _)| *l == c).map_or("", |(_, t)| t);
             here.extend(look_alikes.chars().map(|t| (t, true)));
         } else {
-            return Field::unreadable(raw, confidence);
+            return Vec::new();
         }
         options.push(here);
     }
-    let mut fixes: Vec<String> = Vec::new();
     let mut codes: Vec<(String, usize)> = vec![(String::new(), 0)];
     for here in &options {
         codes = codes
@@ -606,15 +624,80 @@ fn country_field(raw: &str, confidence: f32) -> Field<String> {
             .filter(|(_, swaps)| *swaps <= 1)
             .collect();
     }
-    for (code, _) in codes {
-        if known_country(&code) && !fixes.contains(&code) {
-            fixes.push(code);
+    let mut fixes: Vec<(String, usize)> = Vec::new();
+    for (code, swaps) in codes {
+        if known_country(&code) && !fixes.iter().any(|(c, _)| *c == code) {
+            fixes.push((code, swaps));
         }
     }
-    match fixes.as_slice() {
-        [only] => Field::corrected(only.clone(), raw, confidence),
-        _ => Field::unreadable(raw, confidence),
+    fixes
+}
+
+/// Whether the recogniser may have read `read` for `truth`: the same character, a digit that looks like it, or
+/// a letter it is often mistaken for.
+fn resembles(read: char, truth: char) -> bool {
+    let look_alikes = |table: &[(char, &str)]| table.iter().any(|(r, truths)| *r == read && truths.contains(truth));
+    read == truth || look_alikes(&LOOK_ALIKE_DIGITS) || look_alikes(&LOOK_ALIKE_LETTERS)
+}
+
+/// Whether a country code read as `raw` (three characters) may be `code`: two of its three characters resemble
+/// the code's (`22L` for NZL, `<0R` for KOR), or its first two are the code with one letter lost (`HE<` for CHE:
+/// the recogniser drops a narrow letter and the fillers make up the length).
+fn may_be_code(raw: &str, code: &str) -> bool {
+    let read: Vec<char> = raw.chars().collect();
+    let truth: Vec<char> = format!("{code:<<3}").chars().collect();
+    if read.len() != 3 || truth.len() != 3 {
+        return false;
     }
+    let agreeing = (0..3).filter(|&i| resembles(read[i], truth[i])).count();
+    agreeing >= 2 || lost_letter(&read, &truth)
+}
+
+/// Whether the first two characters read are the code's three with its first or middle letter lost.
+fn lost_letter(read: &[char], truth: &[char]) -> bool {
+    let first_lost = resembles(read[0], truth[1]) && resembles(read[1], truth[2]);
+    let middle_lost = resembles(read[0], truth[0]) && resembles(read[1], truth[2]);
+    (first_lost || middle_lost) && truth[2] != '<'
+}
+
+/// The issuing state and the nationality of one zone, each unreadable one taken from the other where its
+/// reading may be that code, and marked corrected. A passport's holder is nearly always a national of the state
+/// that issued it, and no check digit covers either code. A reading with look-alike fixes of its own must have
+/// the other code among them (`09A` is USA beside a US issuing state, but stays unreadable beside AUS: USA or
+/// UGA); one with none must resemble it ([`may_be_code`]). Anything else stays unreadable.
+fn cross_checked_countries(issuing: Field<String>, nationality: Field<String>) -> (Field<String>, Field<String>) {
+    let from_other = |field: Field<String>, other: &Field<String>| {
+        let (Some(raw), Some(code)) = (&field.raw, other.value()) else { return field };
+        let fixes = look_alike_codes(raw);
+        let may_be = if fixes.is_empty() { may_be_code(raw, code) } else { fixes.iter().any(|(c, _)| c == code) };
+        if field.status == FieldStatus::Unreadable && other.is_ok() && may_be {
+            Field::corrected(code.clone(), raw.clone(), field.confidence)
+        } else {
+            field
+        }
+    };
+    let issuing_fixed = from_other(issuing.clone(), &nationality);
+    let nationality_fixed = from_other(nationality, &issuing);
+    (issuing_fixed, nationality_fixed)
+}
+
+/// A TD2 or TD3 name line whose issuing state lost its first or middle letter (`P<HEHEN<<ARLOS` for
+/// `P<CHECHEN<<CARLOS`) with the letter put back from the nationality, so that the names start where they
+/// should; `None` when the issuing state reads as a known code, the nationality is not one, or the reading does
+/// not look like it with a letter lost.
+fn restore_lost_issuing_letter(top: &str, nationality_raw: &str) -> Option<String> {
+    let nationality = country_field(nationality_raw, 0.0);
+    let code = format!("{:<<3}", nationality.value.as_ref().filter(|_| nationality.is_ok())?);
+    let read: Vec<char> = top.get(2..5)?.chars().collect();
+    let truth: Vec<char> = code.chars().collect();
+    if country_field(top.get(2..5)?, 0.0).is_ok() || !top.ends_with('<') || truth.len() != 3 {
+        return None;
+    }
+    let agreeing = (0..3).filter(|&i| resembles(read[i], truth[i])).count();
+    if agreeing >= 2 || !lost_letter(&read, &truth) {
+        return None;
+    }
+    Some(format!("{}{code}{}", &top[..2], &top[4..top.len() - 1]))
 }
 
 fn document_code_field(raw: &str, confidence: f32) -> Field<String> {
@@ -709,8 +792,16 @@ fn parse_group(format: MrzFormat, group: &[Candidate], current_year: i32) -> Opt
         MrzFormat::Td1 => i == 2,
         _ => i == 0,
     };
-    let lines: Vec<String> =
+    let mut lines: Vec<String> =
         group.iter().enumerate().map(|(i, c)| fit_length(&c.text, len, name_line(i))).collect::<Option<_>>()?;
+    // The issuing state as read, where a letter lost from it was put back.
+    let mut issuing_read = None;
+    if format != MrzFormat::Td1
+        && let Some(repaired) = restore_lost_issuing_letter(&lines[0], &lines[1][10..13])
+    {
+        issuing_read = Some(lines[0][2..5].to_string());
+        lines[0] = repaired;
+    }
     let conf: Vec<f32> = group.iter().map(|c| c.confidence).collect();
     let all_conf = conf.iter().copied().fold(1.0, f32::min);
     let birth_century = |yy: i32| if 2000 + yy > current_year { 1900 + yy } else { 2000 + yy };
@@ -815,14 +906,20 @@ fn parse_group(format: MrzFormat, group: &[Candidate], current_year: i32) -> Opt
         personal_number: personal.map(|(_, c)| c),
         composite,
     };
+    let issuing_state = match (issuing_read, country_field(&top[2..5], conf[0]).value) {
+        (Some(read), Some(code)) => Field::corrected(code, read, conf[0]),
+        _ => country_field(&top[2..5], conf[0]),
+    };
+    let (issuing_state, nationality) =
+        cross_checked_countries(issuing_state, country_field(&dl[nat_at..nat_at + 3], c_dates));
     let mrz = Mrz {
         format,
         document_code: document_code_field(&top[0..2], conf[0]),
-        issuing_state: country_field(&top[2..5], conf[0]),
+        issuing_state,
         surname,
         given_names,
         document_number,
-        nationality: country_field(&dl[nat_at..nat_at + 3], c_dates),
+        nationality,
         birth_date,
         sex: sex_field(at(dl, sex_at), c_dates),
         expiry_date,
@@ -978,6 +1075,76 @@ mod tests {
         for read in ["QQQ", "IIZ", "OR<", "22L", "0<0", "09A"] {
             assert_eq!(country_field(read, 0.9).status, FieldStatus::Unreadable, "{read}");
         }
+    }
+
+    #[test]
+    fn a_country_code_misread_is_taken_from_the_other_code_of_the_zone_when_it_may_be_it() {
+        let parse = |lines: &[&str]| parse_mrz_text(lines, 2026).expect("a zone");
+        let code = |field: &Field<String>| (field.value.clone(), field.status);
+        let corrected = |c: &str| (Some(c.to_string()), FieldStatus::Corrected);
+        // Distorted benchmark pages. A digit read in a code (`NL0`, #174): the fix that keeps the letters read
+        // wins over NIU and NIC (the L read as I), whatever the issuing state.
+        let m =
+            parse(&["P<JPNWEBER<<JAMES<<<<<<<<<<<<<<<<<<<<<<<<<<<", "S033011606NL06307273M2809193<<<<<<<<<<<<<<<4"]);
+        assert_eq!(
+            (code(&m.issuing_state), code(&m.nationality)),
+            ((Some("JPN".into()), FieldStatus::Valid), corrected("NLD"))
+        );
+        // Two of three characters resemble the issuing state's (#111, `22L`; #168, `09A`: USA or UGA alone).
+        let m =
+            parse(&["P<NZLPARK<<HANNAH<<<<<<<<<<<<<<<<<<<<<<<<<<<", "CX0111921422L9003288F3304031<<<<<<<<<<<<<<<8"]);
+        assert_eq!(code(&m.nationality), corrected("NZL"));
+        let m =
+            parse(&["P<USAZHANG<<TH0MAS<<<<<<<<<<<<<<<<<<<<<<<<<<", "G9662103<309A9912234M3205149<<<<<<<<<<<<<<<8"]);
+        assert_eq!(code(&m.nationality), corrected("USA"));
+        // The issuing state from the nationality: K read as a filler (#83).
+        let m =
+            parse(&["P<<0RWILS0N<<SEBASTIAN<<<<<<<<<<<<<<<<<<<<<<", "XP06881971K0R5909197M2602040<<<<<<<<<<<<<<<2"]);
+        assert_eq!((code(&m.issuing_state), m.surname.value.as_deref()), (corrected("KOR"), Some("WILSON")));
+        // A letter lost from a TD1 nationality, the fillers making up the length (#460).
+        let m = parse(&[
+            "I<CHEUX020858338081332<<<<<<<<",
+            "7812112M2912187HE<<<<<<<<<<<<1",
+            "J0HNS0N<<MARK<<<<<<<<<<<<<<<<<",
+        ]);
+        assert_eq!(code(&m.nationality), corrected("CHE"));
+        // A letter lost from the issuing state of a name line: put back, so the names start where they should
+        // (#418 TD2 `IDHELARSS0N`, #347 `ACANG0NZALEZ`).
+        let m = parse(&["IDHELARSS0N<<WEI<<<<<<<<<<<<<<<<<<<<", "VY18655082CHE8302249M2609038<<<<<<<6"]);
+        assert_eq!((code(&m.issuing_state), m.surname.value.as_deref()), (corrected("CHE"), Some("LARSSON")));
+        assert_eq!(m.issuing_state.raw.as_deref(), Some("HEL"));
+        let m = parse(&["ACANG0NZALEZ<<J0HN<<<<<<<<<<<<<<<<<<", "X8347908<00AN5605190M3305315<<<<<<<8"]);
+        assert_eq!((code(&m.issuing_state), code(&m.nationality)), (corrected("CAN"), corrected("CAN")));
+        assert_eq!((m.surname.value.as_deref(), m.given_names.value.as_deref()), (Some("GONZALEZ"), Some("JOHN")));
+        // A code read far from the other stays unreadable: a holder may be another state's national (#217), and
+        // `09A` may be USA or UGA but not the issuing state AUS (#187).
+        let m =
+            parse(&["P<AUSSANT0S<<ALEXANDER<<<<<<<<<<<<<<<<<<<<<<", "V2025699<809A6506249M2701150<<<<<<<<<<<<<<<6"]);
+        assert_eq!(m.nationality.status, FieldStatus::Unreadable);
+        let m = parse(&[
+            "I<SWEFL07411627576508181604<<<",
+            "6707194F2501109HE<<<<<<<<<<<<1",
+            "NIELSEN<<ANNA<<<<<<<<<<<<<<<<<",
+        ]);
+        assert_eq!(m.nationality.status, FieldStatus::Unreadable);
+        assert!(may_be_code("HE<", "CHE") && may_be_code("22L", "NZL") && !may_be_code("HE<", "SWE"));
+        assert!(!may_be_code("AUT", "D") && !may_be_code("QQQ", "USA"));
+    }
+
+    #[test]
+    fn a_printed_line_is_not_joined_to_a_name_line_read_short() {
+        // Distorted benchmark #451: the name line lost its fillers (26 characters), and joined to the printed
+        // expiry date before it, it made 44.
+        let m = parse(&[
+            "DATE OF EXPL 20AUG2035",
+            "P<CHNIVANOVA<<CHLOE<<<<<<",
+            "JZ94502613CHN7903258F3508208<<<<<<<<<<<<<<<2",
+        ]);
+        assert_eq!((m.document_code.value.as_deref(), m.issuing_state.value.as_deref()), (Some("P"), Some("CHN")));
+        assert_eq!((m.surname.value.as_deref(), m.given_names.value.as_deref()), (Some("IVANOVA"), Some("CHLOE")));
+        // Pieces of one line are still joined.
+        let m = parse(&["P<UTOERIKSSON<<ANNA", "<MARIA<<<<<<<<<<<<<<<<<<<", TD3[1]]);
+        assert_eq!(m.given_names.value.as_deref(), Some("ANNA MARIA"));
     }
 
     #[test]
