@@ -58,8 +58,9 @@ pub struct TextResponse {
 }
 
 /// A parsed document. Every field is `{value, raw, confidence, status}`; `status` is `valid`, `corrected` (an
-/// OCR confusion such as O/0 was fixed and the check passed), `derived` (illegible, taken from a field that
-/// encodes it and passed its check: an ID number's birth date and sex), `unreadable` or `missing`.
+/// OCR confusion such as O/0 was fixed and the check passed, or an MRZ country code was taken from the zone's
+/// other code), `derived` (illegible, taken from a field that encodes it and passed its check: an ID number's
+/// birth date and sex, a driving licence's nationality from its licence number), `unreadable` or `missing`.
 #[derive(Serialize, ToSchema)]
 pub struct DocumentResponse {
     #[serde(flatten)]

@@ -216,6 +216,20 @@ impl Ocr {
     /// (Turning such a page level instead read driving licences as well but bank cards worse: 90.0% vs 94.0%
     /// of 200 distorted cards entirely right.)
     pub fn read_timed(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
+        let (output, timings) = self.read_page(image, settings)?;
+        tracing::debug!(
+            lines = output.lines.len(),
+            rotation = output.rotation,
+            detect_ms = timings.detect.as_secs_f64() * 1e3,
+            classify_ms = timings.classify.as_secs_f64() * 1e3,
+            recognize_ms = timings.recognize.as_secs_f64() * 1e3,
+            "ocr"
+        );
+        Ok((output, timings))
+    }
+
+    /// The work of [`Ocr::read_timed`], which logs it once an image (a page the MRZ endpoint reads twice included).
+    fn read_page(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
         let mut timings = OcrTimings::default();
         let found = self.find_lines(image, settings, false, &mut timings)?;
         let angle = page_angle(found.direction(|i| f64::from(found.crops[i].width())));
@@ -329,14 +343,6 @@ impl Ocr {
             total = (angle + turn.degrees_back()).rem_euclid(360.0);
         }
         let rotation = ((total / 90.0).round() as u16 % 4) * 90;
-        tracing::debug!(
-            lines = lines.len(),
-            straightened = straightened.is_some(),
-            detect_ms = timings.detect.as_secs_f64() * 1e3,
-            classify_ms = timings.classify.as_secs_f64() * 1e3,
-            recognize_ms = timings.recognize.as_secs_f64() * 1e3,
-            "ocr"
-        );
         Ok(OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation })
     }
 
