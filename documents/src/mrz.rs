@@ -356,9 +356,13 @@ pub fn parse_mrz_with_year(lines: &[TextLine], current_year: i32) -> Option<Mrz>
     // Joining two short pieces into one line can join a printed line to a name line read short (`DATE OF EXPIRY
     // 20 AUG 2035` + `P<CHNIVANOVA<<CHLOE<<<<<<`): the pieces are also tried as they are, and that reading taken
     // when it scores higher.
+    let joined = candidates(lines, true);
+    let unjoined = candidates(lines, false);
+    // A join leaves one candidate fewer: with none, the pieces as they are are the same list.
+    let sets =
+        if unjoined.len() == joined.len() { vec![(true, joined)] } else { vec![(true, joined), (false, unjoined)] };
     let mut best: Option<(usize, Mrz)> = None;
-    for join_pieces in [true, false] {
-        let cands = candidates(lines, join_pieces);
+    for (join_pieces, cands) in sets {
         for i in 0..cands.len() {
             // Data lines must be near their length; name lines often lose trailing fillers, so only a maximum.
             let name_ok = |c: &Candidate, target: usize| c.text.len() <= target + 3;
@@ -645,12 +649,21 @@ fn resembles(read: char, truth: char) -> bool {
 /// the recogniser drops a narrow letter and the fillers make up the length).
 fn may_be_code(raw: &str, code: &str) -> bool {
     let read: Vec<char> = raw.chars().collect();
-    let truth: Vec<char> = format!("{code:<<3}").chars().collect();
+    let truth = code_letters(code);
     if read.len() != 3 || truth.len() != 3 {
         return false;
     }
-    let agreeing = (0..3).filter(|&i| resembles(read[i], truth[i])).count();
-    agreeing >= 2 || lost_letter(&read, &truth)
+    resembling(&read, &truth) >= 2 || lost_letter(&read, &truth)
+}
+
+/// A country code's three characters, filler-padded (`D` is `D<<`).
+fn code_letters(code: &str) -> Vec<char> {
+    format!("{code:<<3}").chars().collect()
+}
+
+/// How many positions of a code read resemble the code's.
+fn resembling(read: &[char], truth: &[char]) -> usize {
+    read.iter().zip(truth).filter(|&(&r, &t)| resembles(r, t)).count()
 }
 
 /// Whether the first two characters read are the code's three with its first or middle letter lost.
@@ -668,9 +681,11 @@ fn lost_letter(read: &[char], truth: &[char]) -> bool {
 fn cross_checked_countries(issuing: Field<String>, nationality: Field<String>) -> (Field<String>, Field<String>) {
     let from_other = |field: Field<String>, other: &Field<String>| {
         let (Some(raw), Some(code)) = (&field.raw, other.value()) else { return field };
+        if field.status != FieldStatus::Unreadable || !other.is_ok() {
+            return field;
+        }
         let fixes = look_alike_codes(raw);
-        let may_be = if fixes.is_empty() { may_be_code(raw, code) } else { fixes.iter().any(|(c, _)| c == code) };
-        if field.status == FieldStatus::Unreadable && other.is_ok() && may_be {
+        if (fixes.is_empty() && may_be_code(raw, code)) || fixes.iter().any(|(c, _)| c == code) {
             Field::corrected(code.clone(), raw.clone(), field.confidence)
         } else {
             field
@@ -687,16 +702,15 @@ fn cross_checked_countries(issuing: Field<String>, nationality: Field<String>) -
 /// not look like it with a letter lost.
 fn restore_lost_issuing_letter(top: &str, nationality_raw: &str) -> Option<String> {
     let nationality = country_field(nationality_raw, 0.0);
-    let code = format!("{:<<3}", nationality.value.as_ref().filter(|_| nationality.is_ok())?);
+    let truth = code_letters(nationality.value.as_ref().filter(|_| nationality.is_ok())?);
     let read: Vec<char> = top.get(2..5)?.chars().collect();
-    let truth: Vec<char> = code.chars().collect();
     if country_field(top.get(2..5)?, 0.0).is_ok() || !top.ends_with('<') || truth.len() != 3 {
         return None;
     }
-    let agreeing = (0..3).filter(|&i| resembles(read[i], truth[i])).count();
-    if agreeing >= 2 || !lost_letter(&read, &truth) {
+    if resembling(&read, &truth) >= 2 || !lost_letter(&read, &truth) {
         return None;
     }
+    let code: String = truth.iter().collect();
     Some(format!("{}{code}{}", &top[..2], &top[4..top.len() - 1]))
 }
 
@@ -906,10 +920,10 @@ fn parse_group(format: MrzFormat, group: &[Candidate], current_year: i32) -> Opt
         personal_number: personal.map(|(_, c)| c),
         composite,
     };
-    let issuing_state = match (issuing_read, country_field(&top[2..5], conf[0]).value) {
-        (Some(read), Some(code)) => Field::corrected(code, read, conf[0]),
-        _ => country_field(&top[2..5], conf[0]),
-    };
+    let mut issuing_state = country_field(&top[2..5], conf[0]);
+    if let (Some(read), Some(code)) = (issuing_read, issuing_state.value.clone()) {
+        issuing_state = Field::corrected(code, read, conf[0]);
+    }
     let (issuing_state, nationality) =
         cross_checked_countries(issuing_state, country_field(&dl[nat_at..nat_at + 3], c_dates));
     let mrz = Mrz {
