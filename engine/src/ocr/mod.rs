@@ -308,7 +308,7 @@ impl Ocr {
             self.recognize(&found.crops)?
         };
         self.turn_over_machine_readable(&mut found, &mut read)?;
-        self.reread_machine_readable(&found.crops, &mut read)?;
+        self.reread_machine_readable(&found.crops, &mut read, settings.min_confidence)?;
         let frame = straightened.as_ref().map_or(image, |(_, level)| level);
         let zone = self.search_machine_readable_zone(frame, &found, &read, settings)?;
         timings.recognize += started.elapsed();
@@ -370,8 +370,32 @@ impl Ocr {
     /// it dropped characters (`I<SGPUN2937962` read `I<SGPUN297962`); squeezed, 93 of 97 lines of 40 clean
     /// synthetic documents came out at a valid MRZ length, against 60 as cut. The better reading is the one of
     /// a valid length (30, 36 or 44), else the more confident.
-    fn reread_machine_readable(&mut self, crops: &[RgbImage], read: &mut [(String, f32)]) -> EngineResult<()> {
+    ///
+    /// The lines read at an invalid length go first; the rest only when the zone is still not whole. A line of
+    /// a valid length may be a misread one of another format (a TD2 line of 36 read as 30), but where the zone
+    /// is whole, rereading its lines (a more confident squeezed reading won) changed no field of 500 clean and
+    /// 500 distorted MRZ pages, and took 13% of the clean pages' time.
+    fn reread_machine_readable(
+        &mut self,
+        crops: &[RgbImage],
+        read: &mut [(String, f32)],
+        min_confidence: f32,
+    ) -> EngineResult<()> {
         let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
+        let (short, whole): (Vec<usize>, Vec<usize>) = lines.iter().partition(|&&i| !zone::valid_length(&read[i].0));
+        self.reread_squeezed(crops, read, &short)?;
+        let texts: Vec<&str> = (0..crops.len())
+            .filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= min_confidence)
+            .map(|i| read[i].0.trim())
+            .collect();
+        if zone::complete(&texts) {
+            return Ok(());
+        }
+        self.reread_squeezed(crops, read, &whole)
+    }
+
+    /// Reads the crops at `lines` squeezed (see [`Ocr::reread_machine_readable`]) and keeps the better readings.
+    fn reread_squeezed(&mut self, crops: &[RgbImage], read: &mut [(String, f32)], lines: &[usize]) -> EngineResult<()> {
         if lines.is_empty() {
             return Ok(());
         }
