@@ -382,16 +382,13 @@ impl Ocr {
         min_confidence: f32,
     ) -> EngineResult<()> {
         let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
-        let (short, whole): (Vec<usize>, Vec<usize>) = lines.iter().partition(|&&i| !zone::valid_length(&read[i].0));
+        let (short, valid): (Vec<usize>, Vec<usize>) = lines.iter().partition(|&&i| !zone::valid_length(&read[i].0));
         self.reread_squeezed(crops, read, &short)?;
-        let texts: Vec<&str> = (0..crops.len())
-            .filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= min_confidence)
-            .map(|i| read[i].0.trim())
-            .collect();
+        let texts: Vec<&str> = zone_seed_lines(read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
         if zone::complete(&texts) {
             return Ok(());
         }
-        self.reread_squeezed(crops, read, &whole)
+        self.reread_squeezed(crops, read, &valid)
     }
 
     /// Reads the crops at `lines` squeezed (see [`Ocr::reread_machine_readable`]) and keeps the better readings.
@@ -421,8 +418,8 @@ impl Ocr {
         read: &[(String, f32)],
         settings: &OcrSettings,
     ) -> EngineResult<Option<zone::Zone>> {
-        let seeds: Vec<zone::Seed<'_>> = (0..found.quads.len())
-            .filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= settings.min_confidence)
+        let seeds: Vec<zone::Seed<'_>> = zone_seed_lines(read, settings.min_confidence)
+            .into_iter()
             .map(|i| found.seed(i, read[i].0.trim(), read[i].1))
             .collect();
         let texts: Vec<&str> = seeds.iter().map(|s| s.text).collect();
@@ -545,6 +542,12 @@ fn looks_machine_readable(text: &str) -> bool {
     // has a single `<` (`Z152088827GBR8112196F2912095012735<6`).
     let fillers = if zone::valid_length(text) && mrz == total { text.contains('<') } else { text.contains("<<") };
     total >= 20 && fillers && mrz * 10 >= total * 9
+}
+
+/// The lines read as machine-readable with at least `min_confidence`: the zone as far as it was read. Both the
+/// squeezed rereading and the zone search judge whether the zone is whole from these.
+fn zone_seed_lines(read: &[(String, f32)], min_confidence: f32) -> Vec<usize> {
+    (0..read.len()).filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= min_confidence).collect()
 }
 
 /// How many of `lines` are machine-readable lines of a valid length, and whether they make a whole zone.
