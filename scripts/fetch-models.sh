@@ -28,6 +28,7 @@ done
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 manifest="$root/models/manifest.toml"
 fold_tool="$root/models/tools/fold_int8.py"
+fold_affine_tool="$root/models/tools/fold_affine.py"
 cache="${FACEPLATE_MODELS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/faceplate/models}"
 case "$cache" in /*) ;; *) cache="$PWD/$cache" ;; esac
 
@@ -104,8 +105,10 @@ for i, a in enumerate(m.get("artifact", [])):
         bad(f"{what}: no [[download]] for {reg} package {pkg}")
     conv = field(a, "convert", what)
     opset = field(a, "opset", what, int, optional=True)
-    if conv not in ("-", "fold_int8", "fold_int8_dynamic_batch") or conv.startswith("fold_int8") != (opset != "-"):
-        bad(f"{what}: convert must be \"\", \"fold_int8\" or \"fold_int8_dynamic_batch\" (both need opset)")
+    conversions = ("-", "fold_int8", "fold_int8_dynamic_batch", "fold_affine")
+    if conv not in conversions or conv.startswith("fold_int8") != (opset != "-"):
+        bad(f"{what}: convert must be \"\", \"fold_int8\", \"fold_int8_dynamic_batch\" (both need opset) "
+            "or \"fold_affine\"")
     field(a, "licence", what)
     out.append(["A", name, kind, p, hexsha(a, what), field(a, "size", what, int), reg, pkg,
                 field(a, "member", what), conv, opset, field(a, "platform", what, optional=True)])
@@ -341,6 +344,11 @@ for n in "${todo[@]}"; do
             [ "${a_convert[$n]}" = fold_int8 ] || flags+=(--dynamic-batch)
             "$venv/bin/python" "$fold_tool" -q "$work/member" "$work/result" "${flags[@]}" ||
                 die "fold_int8.py failed on ${a_member[$n]}"
+            ;;
+        fold_affine)
+            say "folding ${a_member[$n]##*/}'s affine blocks and hard-swishes into fewer operators"
+            "$venv/bin/python" "$fold_affine_tool" -q "$work/member" "$work/result" ||
+                die "fold_affine.py failed on ${a_member[$n]}"
             ;;
     esac
     # Every model, converted or copied, must have the inputs and outputs the manifest documents.

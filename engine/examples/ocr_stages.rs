@@ -1,5 +1,6 @@
 //! Prints where OCR time goes per image: detection, classification, recognition.
-//!   cargo run --release -p faceplate-engine --example ocr_stages -- IMAGE...
+//!   cargo run --release -p faceplate-engine --example ocr_stages -- [--settings NAME] IMAGE...
+//! NAME picks the endpoint's settings: `text` (the default), `card`, `bank-card` or `mrz`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use faceplate_engine::ocr::Ocr;
@@ -9,9 +10,20 @@ fn main() {
     let paths = ModelPaths::in_dir(faceplate_engine::default_models_dir());
     let env = faceplate_engine::runtime::environment(&paths.runtime_library).unwrap();
     let mut ocr = Ocr::open(env, paths.ocr.as_ref().unwrap()).unwrap();
-    let settings = OcrSettings::default();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut settings = OcrSettings::default();
+    if args.first().is_some_and(|a| a == "--settings") {
+        settings = match args.get(1).map(String::as_str) {
+            Some("text") => OcrSettings::default(),
+            Some("card") => OcrSettings::card(),
+            Some("bank-card") => OcrSettings::bank_card(),
+            Some("mrz") => OcrSettings::machine_readable_page(),
+            other => panic!("--settings takes text, card, bank-card or mrz, not {other:?}"),
+        };
+        args.drain(..2);
+    }
     let mut total = [0.0f64; 3];
-    for path in std::env::args().skip(1) {
+    for path in args {
         let image = image::open(&path).unwrap().to_rgb8();
         let (out, t) = ocr.read_timed(&image, &settings).unwrap();
         let ms = [t.detect, t.classify, t.recognize].map(|d| d.as_secs_f64() * 1e3);

@@ -299,3 +299,34 @@ async fn reads_the_signs_in_real_scene_text_photos() {
         }
     }
 }
+
+/// The cache holds the OCR models as `models/tools/fold_affine.py` rewrites them (fewer operators, the same
+/// weights) and, under `upstream/`, as RapidOCR ships them. Both read the same lines, boxes and confidences from
+/// a rendered card and the real scene photos.
+#[test]
+fn the_folded_ocr_models_read_what_the_upstream_ones_do() {
+    let dir = faceplate_engine::default_models_dir();
+    let paths = ModelPaths::in_dir(&dir);
+    let env = faceplate_engine::runtime::environment(&paths.runtime_library).unwrap();
+    let mut folded = faceplate_engine::ocr::Ocr::open(env, paths.ocr.as_ref().unwrap()).unwrap();
+    let mut upstream =
+        faceplate_engine::ocr::Ocr::open(env, &faceplate_engine::OcrModelPaths::in_dir(dir.join("upstream")))
+            .unwrap_or_else(|e| panic!("{e}; run scripts/fetch-models.sh"));
+    let mut images = vec![("bank card".to_string(), bank_card())];
+    for n in [1, 2, 3, 5, 6] {
+        let path = dir.join(format!("testdata/scenetext0{n}.jpg"));
+        images.push((path.display().to_string(), image::open(&path).unwrap().to_rgb8()));
+    }
+    let settings = OcrSettings::default();
+    for (name, image) in images {
+        let (ours, theirs) = (folded.read(&image, &settings).unwrap(), upstream.read(&image, &settings).unwrap());
+        assert!(!theirs.lines.is_empty(), "{name}");
+        assert_eq!(ours.lines.len(), theirs.lines.len(), "{name}: {ours:?}\n{theirs:?}");
+        for (a, b) in ours.lines.iter().zip(&theirs.lines) {
+            assert_eq!(a.text, b.text, "{name}");
+            assert!((a.confidence - b.confidence).abs() < 1e-3, "{name}: {a:?} {b:?}");
+            let apart = a.quad.iter().zip(&b.quad).map(|(p, q)| (p[0] - q[0]).abs().max((p[1] - q[1]).abs()));
+            assert!(apart.fold(0.0, f32::max) <= 1.0, "{name}: {a:?} {b:?}");
+        }
+    }
+}
