@@ -109,12 +109,16 @@ def set_conv_weights(g, conv, weight, bias):
     conv.input.extend(inputs)
 
 
+def attributes(node):
+    return {x.name: helper.get_attribute_value(x) for x in node.attribute}
+
+
 def group_count(conv):
-    return next((helper.get_attribute_value(x) for x in conv.attribute if x.name == "group"), 1)
+    return attributes(conv).get("group", 1)
 
 
 def pads_nothing(conv):
-    a = {x.name: helper.get_attribute_value(x) for x in conv.attribute}
+    a = attributes(conv)
     auto_pad = a.get("auto_pad", b"NOTSET")
     return auto_pad in (b"NOTSET", b"VALID") and not any(a.get("pads", []))
 
@@ -130,148 +134,141 @@ def affine_after(g, name):
     return mul, add, m[1], k[1]
 
 
-def fold_after_convolutions(g):
-    count = 0
-    for conv in list(g.nodes):
-        if (wb := conv_weights(g, conv)) is None or (found := affine_after(g, conv.output[0])) is None:
-            continue
-        mul, add, a, c = found
-        weight, bias = wb
-        set_conv_weights(g, conv, weight * np.float32(a), bias * np.float32(a) + np.float32(c))
-        conv.output[0] = add.output[0]
+def fold_after_convolution(g, conv):
+    """Conv then Mul(a), Add(c): the affine block in the convolution's weights and bias."""
+    if (wb := conv_weights(g, conv)) is None or (found := affine_after(g, conv.output[0])) is None:
+        return False
+    mul, add, a, c = found
+    weight, bias = wb
+    set_conv_weights(g, conv, weight * np.float32(a), bias * np.float32(a) + np.float32(c))
+    conv.output[0] = add.output[0]
+    g.remove(mul, add)
+    return True
+
+
+def fold_before_convolution(g, conv):
+    """Mul(a), Add(c) then Conv: the affine block in the convolution (see the module's step 2)."""
+    if (wb := conv_weights(g, conv)) is None:
+        return False
+    add = g.producer.get(conv.input[0])
+    if add is None or add.op_type != "Add" or g.only_consumer(add.output[0]) is not conv:
+        return False
+    if (k := g.scalar_operand(add)) is None:
+        return False
+    mul = g.producer.get(k[0])
+    if mul is None or mul.op_type != "Mul" or g.only_consumer(mul.output[0]) is not add:
+        return False
+    if (m := g.scalar_operand(mul)) is None:
+        return False
+    source, a, c = m[0], m[1], k[1]
+    weight, bias = wb
+    if pads_nothing(conv):
+        # Conv(aX + c) = Conv_{aW}(X) + c * (sum of W over each output's inputs and kernel).
+        # Exactly rounded sums, so the bytes do not depend on how numpy orders a reduction on this CPU.
+        sums = np.array([math.fsum(row) for row in weight.reshape(weight.shape[0], -1).astype(np.float64)])
+        bias = bias + np.float32(c) * sums.astype(np.float32)
+        conv.input[0] = source
         g.remove(mul, add)
-        g.index()
-        count += 1
-    return count
+    elif a != 0.0:
+        # A 1x1 depthwise convolution adding c/a to every channel: ONNX Runtime keeps it in its blocked
+        # layout, where an Add of a scalar made it reorder the feature map out and back in.
+        channels = weight.shape[1] * group_count(conv)
+        offset = helper.make_node(
+            "Conv",
+            [source, g.constant(np.ones((channels, 1, 1, 1)), "ones"),
+             g.constant(np.full(channels, np.float32(c) / np.float32(a)), "offset")],
+            [add.output[0]],
+            group=channels,
+        )
+        g.nodes[g.nodes.index(add)] = offset
+        g.remove(mul)
+    else:
+        return False
+    set_conv_weights(g, conv, weight * np.float32(a), bias)
+    return True
 
 
-def fold_before_convolutions(g):
-    count = 0
-    for conv in list(g.nodes):
-        if (wb := conv_weights(g, conv)) is None:
-            continue
-        add = g.producer.get(conv.input[0])
-        if add is None or add.op_type != "Add" or g.only_consumer(add.output[0]) is not conv:
-            continue
-        if (k := g.scalar_operand(add)) is None:
-            continue
-        mul = g.producer.get(k[0])
-        if mul is None or mul.op_type != "Mul" or g.only_consumer(mul.output[0]) is not add:
-            continue
-        if (m := g.scalar_operand(mul)) is None:
-            continue
-        source, a, c = m[0], m[1], k[1]
-        weight, bias = wb
-        if pads_nothing(conv):
-            # Conv(aX + c) = Conv_{aW}(X) + c * (sum of W over each output's inputs and kernel).
-            # Exactly rounded sums, so the bytes do not depend on how numpy orders a reduction on this CPU.
-            sums = np.array([math.fsum(row) for row in weight.reshape(weight.shape[0], -1).astype(np.float64)])
-            bias = bias + np.float32(c) * sums.astype(np.float32)
-            conv.input[0] = source
-            g.remove(mul, add)
-        elif a != 0.0:
-            # A 1x1 depthwise convolution adding c/a to every channel: ONNX Runtime keeps it in its blocked
-            # layout, where an Add of a scalar made it reorder the feature map out and back in.
-            channels = weight.shape[1] * group_count(conv)
-            offset = helper.make_node(
-                "Conv",
-                [source, g.constant(np.ones((channels, 1, 1, 1)), "ones"),
-                 g.constant(np.full(channels, np.float32(c) / np.float32(a)), "offset")],
-                [add.output[0]],
-                group=channels,
-            )
-            g.nodes[g.nodes.index(add)] = offset
-            g.remove(mul)
-        else:
-            continue
-        set_conv_weights(g, conv, weight * np.float32(a), bias)
-        g.index()
-        count += 1
-    return count
-
-
-def hard_swishes(g):
+def hard_swish(g, div):
     """x * Clip(x + 3, 0, 6) / 6 as x * HardSigmoid(x, 1/6, 1/2)."""
-    count = 0
-    for div in list(g.nodes):
-        if div.op_type != "Div" or g.scalar(div.input[1]) != 6.0:
-            continue
-        mul = g.producer.get(div.input[0])
-        if mul is None or mul.op_type != "Mul" or g.only_consumer(mul.output[0]) is not div:
-            continue
-        for x, clipped in (mul.input, reversed(mul.input)):
-            clip = g.producer.get(clipped)
-            if clip is not None and clip.op_type == "Clip":
-                break
-        else:
-            continue
-        if g.only_consumer(clip.output[0]) is not mul or len(clip.input) != 3:
-            continue
-        if g.scalar(clip.input[1]) != 0.0 or g.scalar(clip.input[2]) != 6.0:
-            continue
-        add = g.producer.get(clip.input[0])
-        if add is None or add.op_type != "Add" or g.only_consumer(add.output[0]) is not clip:
-            continue
-        if g.scalar_operand(add) != (x, 3.0):
-            continue
-        gate = f"{div.output[0]}.gate"
-        sigmoid = helper.make_node("HardSigmoid", [x], [gate], alpha=1.0 / 6.0, beta=0.5)
-        product = helper.make_node("Mul", [x, gate], [div.output[0]])
-        at = g.nodes.index(div)
-        g.nodes[at : at + 1] = [sigmoid, product]
-        g.remove(add, clip, mul)
-        g.index()
-        count += 1
-    return count
+    if div.op_type != "Div" or g.scalar(div.input[1]) != 6.0:
+        return False
+    mul = g.producer.get(div.input[0])
+    if mul is None or mul.op_type != "Mul" or g.only_consumer(mul.output[0]) is not div:
+        return False
+    for x, clipped in (mul.input, reversed(mul.input)):
+        clip = g.producer.get(clipped)
+        if clip is not None and clip.op_type == "Clip":
+            break
+    else:
+        return False
+    if g.only_consumer(clip.output[0]) is not mul or len(clip.input) != 3:
+        return False
+    if g.scalar(clip.input[1]) != 0.0 or g.scalar(clip.input[2]) != 6.0:
+        return False
+    add = g.producer.get(clip.input[0])
+    if add is None or add.op_type != "Add" or g.only_consumer(add.output[0]) is not clip:
+        return False
+    if g.scalar_operand(add) != (x, 3.0):
+        return False
+    gate = f"{div.output[0]}.gate"
+    sigmoid = helper.make_node("HardSigmoid", [x], [gate], alpha=1.0 / 6.0, beta=0.5)
+    product = helper.make_node("Mul", [x, gate], [div.output[0]])
+    at = g.nodes.index(div)
+    g.nodes[at : at + 1] = [sigmoid, product]
+    g.remove(add, clip, mul)
+    return True
 
 
-def transposed_biases(g):
+def transposed_bias(g, conv):
     """ConvTranspose followed by an Add of a per-channel constant: the constant as its bias."""
-    count = 0
-    for conv in list(g.nodes):
-        if conv.op_type != "ConvTranspose" or len(conv.input) > 2 or conv.input[1] not in g.constants:
-            continue
-        add = g.only_consumer(conv.output[0])
-        if add is None or add.op_type != "Add" or len(add.input) != 2:
-            continue
-        other = add.input[1] if add.input[0] == conv.output[0] else add.input[0]
-        channels = g.constants[conv.input[1]].shape[1] * group_count(conv)
-        bias = g.constants.get(other)
-        if bias is None or bias.dtype != np.float32 or bias.shape not in ((channels,), (1, channels, 1, 1)):
-            continue
-        conv.input.append(g.constant(bias.reshape(channels), "bias"))
-        conv.output[0] = add.output[0]
-        g.remove(add)
-        g.index()
-        count += 1
-    return count
+    if conv.op_type != "ConvTranspose" or len(conv.input) > 2 or conv.input[1] not in g.constants:
+        return False
+    add = g.only_consumer(conv.output[0])
+    if add is None or add.op_type != "Add" or len(add.input) != 2:
+        return False
+    other = add.input[1] if add.input[0] == conv.output[0] else add.input[0]
+    channels = g.constants[conv.input[1]].shape[1] * group_count(conv)
+    bias = g.constants.get(other)
+    if bias is None or bias.dtype != np.float32 or bias.shape not in ((channels,), (1, channels, 1, 1)):
+        return False
+    conv.input.append(g.constant(bias.reshape(channels), "bias"))
+    conv.output[0] = add.output[0]
+    g.remove(add)
+    return True
 
 
-def gated_residuals(g):
+def gated_residual(g, add):
     """x + x * gate as x * (gate + 1): the squeeze-and-excitation residual of the detector's neck. The gate is
     one value per channel, so this saves a pass over the full feature map."""
+    if add.op_type != "Add" or len(add.input) != 2:
+        return False
+    for x, product in (add.input, reversed(add.input)):
+        mul = g.producer.get(product)
+        if mul is not None and mul.op_type == "Mul" and x in mul.input and g.only_consumer(product) is add:
+            break
+    else:
+        return False
+    gate = mul.input[1] if mul.input[0] == x else mul.input[0]
+    if gate == x or g.producer.get(gate) is None or g.producer[gate].op_type != "HardSigmoid":
+        return False
+    plus_one = f"{gate}.plus_one"
+    at = g.nodes.index(add)
+    g.nodes[at : at + 1] = [
+        helper.make_node("Add", [gate, g.constant(np.float32(1.0), "one")], [plus_one]),
+        helper.make_node("Mul", [x, plus_one], [add.output[0]]),
+    ]
+    g.remove(mul)
+    return True
+
+
+def rewrite_each(g, rewrite):
+    """Tries `rewrite(g, node)` on every node the graph had at the start; returns how many it rewrote. The maps
+    are rebuilt after each rewrite, which the next match relies on."""
     count = 0
-    for add in list(g.nodes):
-        if add.op_type != "Add" or len(add.input) != 2:
-            continue
-        for x, product in (add.input, reversed(add.input)):
-            mul = g.producer.get(product)
-            if mul is not None and mul.op_type == "Mul" and x in mul.input and g.only_consumer(product) is add:
-                break
-        else:
-            continue
-        gate = mul.input[1] if mul.input[0] == x else mul.input[0]
-        if gate == x or g.producer.get(gate) is None or g.producer[gate].op_type != "HardSigmoid":
-            continue
-        plus_one = f"{gate}.plus_one"
-        at = g.nodes.index(add)
-        g.nodes[at : at + 1] = [
-            helper.make_node("Add", [gate, g.constant(np.float32(1.0), "one")], [plus_one]),
-            helper.make_node("Mul", [x, plus_one], [add.output[0]]),
-        ]
-        g.remove(mul)
-        g.index()
-        count += 1
+    for node in list(g.nodes):
+        if rewrite(g, node):
+            g.index()
+            count += 1
     return count
 
 
@@ -296,11 +293,11 @@ def main():
     g = Graph(model)
     before = len(g.nodes)
     counts = (
-        fold_after_convolutions(g),
-        fold_before_convolutions(g),
-        hard_swishes(g),
-        transposed_biases(g),
-        gated_residuals(g),
+        rewrite_each(g, fold_after_convolution),
+        rewrite_each(g, fold_before_convolution),
+        rewrite_each(g, hard_swish),
+        rewrite_each(g, transposed_bias),
+        rewrite_each(g, gated_residual),
     )
     drop_unused_constants(g)
     del model.graph.node[:]
