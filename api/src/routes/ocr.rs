@@ -69,7 +69,9 @@ pub struct DocumentResponse {
     pub document: &'static str,
     #[schema(value_type = Object)]
     pub fields: serde_json::Value,
-    /// Every text line read, for fields the parser does not know.
+    /// Every text line read, for fields the parser does not know. The MRZ endpoint reads a page's other text
+    /// only where the zone's long lines alone do not make a whole zone, so its lines may be the zone's alone;
+    /// `/v1/ocr/text` reads all of it.
     pub lines: Vec<TextLineView>,
 }
 

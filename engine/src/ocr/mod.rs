@@ -248,6 +248,12 @@ impl Ocr {
             let output = self.read_found(image, found, None, settings, &mut timings)?;
             return Ok((output, timings));
         }
+        let mut found = found;
+        if settings.machine_readable_zone
+            && let Some(output) = self.read_zone_at_slant(image, &mut found, settings, &mut timings)?
+        {
+            return Ok((output, timings));
+        }
         // Only the part of the turned page that holds the lines found, with a margin for rows missed.
         let whole_page = Turn::new(image.width(), image.height(), -slant);
         let near = whole_page.around(&found.quads);
@@ -264,6 +270,33 @@ impl Ocr {
         let again = self.read_straightened(image, whole_page, page_vertical, line_height, settings, &mut timings)?;
         let better = zone_lines(&again.lines) > zone;
         Ok((if better { again } else { output }, timings))
+    }
+
+    /// For the MRZ endpoint, a page at a slant is first read as found: its long lines (see
+    /// [`Ocr::read_zone_first`]), and the zone's band searched where those lines are machine-readable but not a
+    /// whole zone (see [`Ocr::search_machine_readable_zone`]). Each line is cut out along its own box and the
+    /// band is cut out level, so neither needs the page straightened; when they make a whole zone, the second
+    /// detector pass over the straightened page and the reading of its other lines are saved. `None` when they
+    /// do not, and the page is straightened and read as any other.
+    ///
+    /// On the first 200 distorted MRZ pages of the benchmark, 124 of the 181 at a slant were read whole this
+    /// way. With [`Ocr::read_zone_first`], on all 500: pages entirely right 93.0% -> 93.4% (every field as often
+    /// right or more), and 1.18 -> 1.39 times RapidOCR's images/s (2 in flight).
+    fn read_zone_at_slant(
+        &mut self,
+        image: &RgbImage,
+        found: &mut Found,
+        settings: &OcrSettings,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<Option<OcrOutput>> {
+        let started = Instant::now();
+        let (read, whole) = self.read_zone_first(found, settings.min_confidence, false)?;
+        timings.recognize += started.elapsed();
+        if !whole && zone_seed_lines(&read, settings.min_confidence).is_empty() {
+            return Ok(None);
+        }
+        let output = self.assemble(image, found.clone(), read, None, settings, timings)?;
+        Ok(zone_lines(&output.lines).1.then_some(output))
     }
 
     /// Finds the lines again on the image turned by `turn` and reads them. The lines found at the slant give
@@ -301,14 +334,36 @@ impl Ocr {
         timings: &mut OcrTimings,
     ) -> EngineResult<OcrOutput> {
         let started = Instant::now();
-        let mut read = if settings.embossed {
-            let read = self.recognize_choices(&found.crops)?.into_iter().map(recognize::without_shadow_letters);
-            read.map(|r| (r.text, r.confidence)).collect()
+        let all: Vec<usize> = (0..found.crops.len()).collect();
+        let read = if settings.machine_readable_zone {
+            self.read_zone_first(&mut found, settings.min_confidence, true)?.0
         } else {
-            self.recognize(&found.crops)?
+            let mut read = if settings.embossed {
+                let read = self.recognize_choices(&found.crops)?.into_iter().map(recognize::without_shadow_letters);
+                read.map(|r| (r.text, r.confidence)).collect()
+            } else {
+                self.recognize(&found.crops)?
+            };
+            self.turn_over_machine_readable(&mut found, &mut read, &all)?;
+            self.reread_machine_readable(&found.crops, &mut read, &all, settings.min_confidence, true)?;
+            read
         };
-        self.turn_over_machine_readable(&mut found, &mut read)?;
-        self.reread_machine_readable(&found.crops, &mut read, settings.min_confidence)?;
+        timings.recognize += started.elapsed();
+        self.assemble(image, found, read, straightened, settings, timings)
+    }
+
+    /// Puts the lines read in reading order, the zone searched again first where it is not whole (see
+    /// [`Ocr::search_machine_readable_zone`]).
+    fn assemble(
+        &mut self,
+        image: &RgbImage,
+        found: Found,
+        read: Vec<(String, f32)>,
+        straightened: Option<(Turn, RgbImage)>,
+        settings: &OcrSettings,
+        timings: &mut OcrTimings,
+    ) -> EngineResult<OcrOutput> {
+        let started = Instant::now();
         let frame = straightened.as_ref().map_or(image, |(_, level)| level);
         let zone = self.search_machine_readable_zone(frame, &found, &read, settings)?;
         timings.recognize += started.elapsed();
@@ -346,10 +401,50 @@ impl Ocr {
         Ok(OcrOutput { width: image.width(), height: image.height(), lines, rows, rotation })
     }
 
+    /// Reads the lines long enough to hold a machine-readable line first (see [`zone::long_enough`]), and the
+    /// page's other lines only when those do not make a whole zone: the MRZ endpoint needs the zone, and the
+    /// printed fields and labels of a passport's data page are most of its lines. Lines not read are left empty,
+    /// so they are dropped from the output. (The parser checks an MRZ name against a printed one where the page's
+    /// other lines were read; on 500 distorted pages every field was read right as often or more without them.)
+    ///
+    /// `thorough: false` is a first look: the long lines only, each read squeezed only where it was read at an
+    /// invalid length. Returns the readings and whether they make a whole zone.
+    fn read_zone_first(
+        &mut self,
+        found: &mut Found,
+        min_confidence: f32,
+        thorough: bool,
+    ) -> EngineResult<(Vec<(String, f32)>, bool)> {
+        let mut read = vec![(String::new(), 0.0); found.crops.len()];
+        let (long, rest): (Vec<usize>, Vec<usize>) =
+            (0..found.crops.len()).partition(|&i| zone::long_enough(&found.crops[i]));
+        let groups = if thorough { vec![long, rest] } else { vec![long] };
+        for lines in groups {
+            let crops: Vec<RgbImage> = lines.iter().map(|&i| found.crops[i].clone()).collect();
+            for (&i, reading) in lines.iter().zip(self.recognize(&crops)?) {
+                read[i] = reading;
+            }
+            self.turn_over_machine_readable(found, &mut read, &lines)?;
+            self.reread_machine_readable(&found.crops, &mut read, &lines, min_confidence, thorough)?;
+            let texts: Vec<&str> =
+                zone_seed_lines(&read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
+            if zone::complete(&texts) {
+                return Ok((read, true));
+            }
+        }
+        Ok((read, false))
+    }
+
     /// Turns over lines read as a run of `>`: an MRZ line upside down (its `<` fillers point the other way) that
     /// the classifier left as it was. Read the right way up, the reading is kept if it looks machine-readable.
-    fn turn_over_machine_readable(&mut self, found: &mut Found, read: &mut [(String, f32)]) -> EngineResult<()> {
-        let lines: Vec<usize> = (0..found.crops.len()).filter(|&i| read[i].0.contains(">>>>")).collect();
+    /// Only `lines` (indices) are looked at.
+    fn turn_over_machine_readable(
+        &mut self,
+        found: &mut Found,
+        read: &mut [(String, f32)],
+        lines: &[usize],
+    ) -> EngineResult<()> {
+        let lines: Vec<usize> = lines.iter().copied().filter(|&i| read[i].0.contains(">>>>")).collect();
         if lines.is_empty() {
             return Ok(());
         }
@@ -371,21 +466,24 @@ impl Ocr {
     /// synthetic documents came out at a valid MRZ length, against 60 as cut. The better reading is the one of
     /// a valid length (30, 36 or 44), else the more confident.
     ///
-    /// The lines read at an invalid length go first; the rest only when the zone is still not whole. A line of
-    /// a valid length may be a misread one of another format (a TD2 line of 36 read as 30), but where the zone
-    /// is whole, rereading its lines (a more confident squeezed reading won) changed no field of 500 clean and
-    /// 500 distorted MRZ pages, and took 13% of the clean pages' time.
+    /// Only `lines` (indices) that look machine-readable are read again. Those read at an invalid length go
+    /// first; the rest only when `valid_too` and the zone is still not whole. A line of a valid length may be a
+    /// misread one of another format (a TD2 line of 36 read as 30), but where the zone is whole, rereading its
+    /// lines (a more confident squeezed reading won) changed no field of 500 clean and 500 distorted MRZ pages,
+    /// and took 13% of the clean pages' time.
     fn reread_machine_readable(
         &mut self,
         crops: &[RgbImage],
         read: &mut [(String, f32)],
+        lines: &[usize],
         min_confidence: f32,
+        valid_too: bool,
     ) -> EngineResult<()> {
-        let lines: Vec<usize> = (0..crops.len()).filter(|&i| looks_machine_readable(&read[i].0)).collect();
+        let lines: Vec<usize> = lines.iter().copied().filter(|&i| looks_machine_readable(&read[i].0)).collect();
         let (short, valid): (Vec<usize>, Vec<usize>) = lines.iter().partition(|&&i| !zone::valid_length(&read[i].0));
         self.reread_squeezed(crops, read, &short)?;
         let texts: Vec<&str> = zone_seed_lines(read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
-        if zone::complete(&texts) {
+        if !valid_too || zone::complete(&texts) {
             return Ok(());
         }
         self.reread_squeezed(crops, read, &valid)
@@ -499,7 +597,7 @@ impl Ocr {
 }
 
 /// Lines found and cut out, the right way up, not yet read.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Found {
     quads: Vec<Quad>,
     crops: Vec<RgbImage>,

@@ -350,6 +350,11 @@ fn may_hold_zone_line(quad: &Quad) -> bool {
     distance(quad[0], quad[1]) > MIN_LINE_ASPECT * distance(quad[0], quad[3])
 }
 
+/// Whether a line's crop is long enough to hold a machine-readable line.
+pub(super) fn long_enough(crop: &RgbImage) -> bool {
+    crop.width() as f32 > MIN_LINE_ASPECT * crop.height() as f32
+}
+
 /// A line's quad (nearly level, corners top-left, top-right, bottom-right, bottom-left) stretched along its
 /// top and bottom edges to run from x = `left` to x = `right`.
 fn widen(quad: &Quad, left: f32, right: f32) -> Quad {
