@@ -231,7 +231,7 @@ impl Ocr {
     /// The work of [`Ocr::read_timed`], which logs it once an image (a page the MRZ endpoint reads twice included).
     fn read_page(&mut self, image: &RgbImage, settings: &OcrSettings) -> EngineResult<(OcrOutput, OcrTimings)> {
         let mut timings = OcrTimings::default();
-        let found = self.find_lines(image, settings, false, &mut timings)?;
+        let mut found = self.find_lines(image, settings, false, &mut timings)?;
         let angle = page_angle(found.direction(|i| f64::from(found.crops[i].width())));
         let slant = off_quarter(angle);
         // Whether the text runs down the image (once straightened).
@@ -248,7 +248,6 @@ impl Ocr {
             let output = self.read_found(image, found, None, settings, &mut timings)?;
             return Ok((output, timings));
         }
-        let mut found = found;
         if settings.machine_readable_zone
             && let Some(output) = self.read_zone_at_slant(image, &mut found, settings, &mut timings)?
         {
@@ -295,7 +294,7 @@ impl Ocr {
         if !whole && zone_seed_lines(&read, settings.min_confidence).is_empty() {
             return Ok(None);
         }
-        let output = self.assemble(image, found.clone(), read, None, settings, timings)?;
+        let output = self.assemble(image, found, read, None, settings, timings)?;
         Ok(zone_lines(&output.lines).1.then_some(output))
     }
 
@@ -334,10 +333,10 @@ impl Ocr {
         timings: &mut OcrTimings,
     ) -> EngineResult<OcrOutput> {
         let started = Instant::now();
-        let all: Vec<usize> = (0..found.crops.len()).collect();
         let read = if settings.machine_readable_zone {
             self.read_zone_first(&mut found, settings.min_confidence, true)?.0
         } else {
+            let all: Vec<usize> = (0..found.crops.len()).collect();
             let mut read = if settings.embossed {
                 let read = self.recognize_choices(&found.crops)?.into_iter().map(recognize::without_shadow_letters);
                 read.map(|r| (r.text, r.confidence)).collect()
@@ -349,7 +348,7 @@ impl Ocr {
             read
         };
         timings.recognize += started.elapsed();
-        self.assemble(image, found, read, straightened, settings, timings)
+        self.assemble(image, &found, read, straightened, settings, timings)
     }
 
     /// Puts the lines read in reading order, the zone searched again first where it is not whole (see
@@ -357,7 +356,7 @@ impl Ocr {
     fn assemble(
         &mut self,
         image: &RgbImage,
-        found: Found,
+        found: &Found,
         read: Vec<(String, f32)>,
         straightened: Option<(Turn, RgbImage)>,
         settings: &OcrSettings,
@@ -365,7 +364,7 @@ impl Ocr {
     ) -> EngineResult<OcrOutput> {
         let started = Instant::now();
         let frame = straightened.as_ref().map_or(image, |(_, level)| level);
-        let zone = self.search_machine_readable_zone(frame, &found, &read, settings)?;
+        let zone = self.search_machine_readable_zone(frame, found, &read, settings)?;
         timings.recognize += started.elapsed();
         // Per cut-out line, the characters read from it (0 for a line dropped).
         let mut characters = vec![0.0f64; found.crops.len()];
@@ -426,9 +425,7 @@ impl Ocr {
             }
             self.turn_over_machine_readable(found, &mut read, &lines)?;
             self.reread_machine_readable(&found.crops, &mut read, &lines, min_confidence, thorough)?;
-            let texts: Vec<&str> =
-                zone_seed_lines(&read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
-            if zone::complete(&texts) {
+            if zone_read_whole(&read, min_confidence) {
                 return Ok((read, true));
             }
         }
@@ -482,8 +479,7 @@ impl Ocr {
         let lines: Vec<usize> = lines.iter().copied().filter(|&i| looks_machine_readable(&read[i].0)).collect();
         let (short, valid): (Vec<usize>, Vec<usize>) = lines.iter().partition(|&&i| !zone::valid_length(&read[i].0));
         self.reread_squeezed(crops, read, &short)?;
-        let texts: Vec<&str> = zone_seed_lines(read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
-        if !valid_too || zone::complete(&texts) {
+        if !valid_too || zone_read_whole(read, min_confidence) {
             return Ok(());
         }
         self.reread_squeezed(crops, read, &valid)
@@ -597,7 +593,7 @@ impl Ocr {
 }
 
 /// Lines found and cut out, the right way up, not yet read.
-#[derive(Default, Clone)]
+#[derive(Default)]
 struct Found {
     quads: Vec<Quad>,
     crops: Vec<RgbImage>,
@@ -646,6 +642,12 @@ fn looks_machine_readable(text: &str) -> bool {
 /// squeezed rereading and the zone search judge whether the zone is whole from these.
 fn zone_seed_lines(read: &[(String, f32)], min_confidence: f32) -> Vec<usize> {
     (0..read.len()).filter(|&i| looks_machine_readable(&read[i].0) && read[i].1 >= min_confidence).collect()
+}
+
+/// Whether the machine-readable lines read so far (see [`zone_seed_lines`]) make a whole zone.
+fn zone_read_whole(read: &[(String, f32)], min_confidence: f32) -> bool {
+    let texts: Vec<&str> = zone_seed_lines(read, min_confidence).into_iter().map(|i| read[i].0.trim()).collect();
+    zone::complete(&texts)
 }
 
 /// How many of `lines` are machine-readable lines of a valid length, and whether they make a whole zone.

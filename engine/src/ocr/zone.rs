@@ -347,12 +347,17 @@ impl Ocr {
 
 /// Whether a level box (corners from the top-left, clockwise) is long enough to hold a machine-readable line.
 fn may_hold_zone_line(quad: &Quad) -> bool {
-    distance(quad[0], quad[1]) > MIN_LINE_ASPECT * distance(quad[0], quad[3])
+    long_enough_shape(distance(quad[0], quad[1]), distance(quad[0], quad[3]))
 }
 
 /// Whether a line's crop is long enough to hold a machine-readable line.
 pub(super) fn long_enough(crop: &RgbImage) -> bool {
-    crop.width() as f32 > MIN_LINE_ASPECT * crop.height() as f32
+    long_enough_shape(crop.width() as f32, crop.height() as f32)
+}
+
+/// Whether a line `length` long and `height` tall can hold a machine-readable line (see [`MIN_LINE_ASPECT`]).
+fn long_enough_shape(length: f32, height: f32) -> bool {
+    length > MIN_LINE_ASPECT * height
 }
 
 /// A line's quad (nearly level, corners top-left, top-right, bottom-right, bottom-left) stretched along its

@@ -10,6 +10,11 @@ async fn ocr_key(app: &TestApp) -> String {
     app.create_key(&tenant, &["ocr"]).await.1
 }
 
+/// The benchmark's distorted MRZ page `index` (synthetic, seed 2026).
+fn distorted_mrz(index: u32) -> faceplate_synth::Sample {
+    faceplate_synth::generate(faceplate_synth::Kind::Mrz, faceplate_synth::Distortion::Distorted, 2026, index).unwrap()
+}
+
 async fn post_image(app: &TestApp, path: &str, token: &str, image: &[u8]) -> Resp {
     let body = json!({"image_base64": base64::engine::general_purpose::STANDARD.encode(image)});
     app.post(path, token, body).await
@@ -94,9 +99,7 @@ async fn a_passport_mrz_is_read_with_every_check_digit_verified() {
 async fn a_slanted_passport_photo_gives_its_whole_machine_readable_zone() {
     let app = TestApp::spawn().await;
     let token = ocr_key(&app).await;
-    let sample =
-        faceplate_synth::generate(faceplate_synth::Kind::Mrz, faceplate_synth::Distortion::Distorted, 2026, 44)
-            .unwrap();
+    let sample = distorted_mrz(44);
     let body = post_image(&app, "/v1/ocr/mrz", &token, &sample.image).await.expect(200).body;
     let mrz = &body["fields"];
     assert_eq!(mrz["valid"], true, "{body}");
@@ -112,9 +115,7 @@ async fn a_zone_far_from_the_text_found_first_is_searched_on_the_whole_page() {
     let app = TestApp::spawn().await;
     let token = ocr_key(&app).await;
     for (index, format, number) in [(7, "td3", "J02877072"), (2, "td2", "Z15208882")] {
-        let sample =
-            faceplate_synth::generate(faceplate_synth::Kind::Mrz, faceplate_synth::Distortion::Distorted, 2026, index)
-                .unwrap();
+        let sample = distorted_mrz(index);
         let body = post_image(&app, "/v1/ocr/mrz", &token, &sample.image).await.expect(200).body;
         let mrz = &body["fields"];
         assert_eq!(mrz["valid"], true, "#{index}: {body}");
@@ -129,9 +130,7 @@ async fn a_zone_far_from_the_text_found_first_is_searched_on_the_whole_page() {
 async fn a_zone_found_whole_is_read_without_the_rest_of_the_page() {
     let app = TestApp::spawn().await;
     let token = ocr_key(&app).await;
-    let sample =
-        faceplate_synth::generate(faceplate_synth::Kind::Mrz, faceplate_synth::Distortion::Distorted, 2026, 15)
-            .unwrap();
+    let sample = distorted_mrz(15);
     let body = post_image(&app, "/v1/ocr/mrz", &token, &sample.image).await.expect(200).body;
     assert_eq!(body["fields"]["valid"], true, "{body}");
     assert_eq!(body["fields"]["document_number"]["value"], "C81385630", "{body}");
